@@ -1,0 +1,3 @@
+"""API paths of the approvals app (releases, promotions, status, deployments, snapshots)."""
+
+urlpatterns: list = []

@@ -1,0 +1,239 @@
+"""The audit trail: append hash-chained events in the caller's transaction, verify the chain, checkpoint it.
+
+DESIGN §6: every write to a controlled record adds an event in the same database transaction. Appends are
+serialised by locking the single AuditChainHead row, so two concurrent writers can never fork the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from changecontrol import request_context
+from changecontrol.models import AuditChainHead, AuditCheckpoint, AuditEvent, User, checkpoint_statement
+
+GENESIS_HASH = "0" * 64
+SYSTEM_ACTOR_NAME = "Custody (system)"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    return str(value)
+
+
+def jsonable(value: Any) -> Any:
+    """Round-trip through JSON so what is hashed is exactly what the JSON column stores and returns."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(value, default=_json_default, sort_keys=True))
+
+
+def canonical_bytes(fields: dict[str, Any]) -> bytes:
+    """The canonical encoding hashed into the chain: sorted keys, no spaces, UTF-8, ISO timestamps."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+
+
+def event_fields(event: AuditEvent) -> dict[str, Any]:
+    """Every field of an event that its hash covers (all but the hash itself)."""
+    return {
+        "id": event.pk,
+        "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor_id": event.actor_id,
+        "actor_name": event.actor_name,
+        "action": event.action,
+        "product_key": event.product_key,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "object_human_id": event.object_human_id,
+        "object_version": event.object_version,
+        "before": event.before,
+        "after": event.after,
+        "reason": event.reason,
+        "request_id": event.request_id,
+        "client_address": event.client_address,
+        "via_token": event.via_token,
+        "previous_hash": event.previous_hash,
+    }
+
+
+def compute_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(canonical_bytes(event_fields(event))).hexdigest()
+
+
+def _describe(obj: Any) -> tuple[str, str, str, str, str]:
+    """(object_type, object_id, human id, version, product key) of a record, however it is shaped."""
+    if obj is None:
+        return "", "", "", "", ""
+    object_type = f"{obj._meta.app_label}.{obj._meta.model_name}"
+    human_id = getattr(obj, "human_id", None) or str(obj)
+    version = getattr(obj, "content_version", None) or getattr(obj, "version", None) or ""
+    product = getattr(obj, "product", None)
+    if product is None and obj._meta.model_name == "product":
+        product = obj
+    product_key = getattr(product, "key", "") if product is not None else ""
+    return object_type, str(obj.pk), str(human_id)[:80], str(version), product_key
+
+
+def record(
+    *,
+    actor: User | None,
+    action: str,
+    obj: Any = None,
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+    product_key: str | None = None,
+    object_human_id: str | None = None,
+) -> AuditEvent:
+    """Append one event to the chain inside the current transaction (callers are atomic; this insists)."""
+    with transaction.atomic():
+        # 1. Serialise appends: the chain head row is the lock every writer queues on.
+        head = _locked_head()
+        object_type, object_id, human_id, version, obj_product_key = _describe(obj)
+        context = request_context.current()
+        event = AuditEvent(
+            at=timezone.now(),
+            actor=actor if actor is not None and actor.pk else None,
+            actor_name=actor.printed_name if actor is not None else SYSTEM_ACTOR_NAME,
+            action=action,
+            product_key=product_key if product_key is not None else obj_product_key,
+            object_type=object_type,
+            object_id=object_id,
+            object_human_id=object_human_id or human_id,
+            object_version=version,
+            before=jsonable(before),
+            after=jsonable(after),
+            reason=reason,
+            request_id=context.request_id,
+            client_address=context.client_address,
+            via_token=context.via_token,
+            previous_hash=head.last_hash,
+        )
+        # 2. The id is part of the hash, so take it from the sequence before hashing.
+        event.pk = _next_event_id(head)
+        event.hash = compute_hash(event)
+        event.save(force_insert=True)
+        # 3. Move the head.
+        AuditChainHead.objects.filter(pk=head.pk).update(last_event_id=event.pk, last_hash=event.hash)
+        return event
+
+
+def _locked_head() -> AuditChainHead:
+    head = AuditChainHead.objects.select_for_update().filter(singleton=True).first()
+    if head is None:
+        AuditChainHead.objects.get_or_create(singleton=True, defaults={"last_hash": GENESIS_HASH})
+        head = AuditChainHead.objects.select_for_update().get(singleton=True)
+    return head
+
+
+def _next_event_id(head: AuditChainHead) -> int:
+    # Ids are dense and follow the chain: with the head locked nobody else can take the next one.
+    return head.last_event_id + 1
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of walking the chain: how many events, and the first broken link if any."""
+
+    count: int
+    first_broken_id: int | None = None
+    problem: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return self.first_broken_id is None
+
+
+def iter_events(batch_size: int = 5000) -> Iterator[AuditEvent]:
+    last_id = 0
+    while True:
+        batch = list(AuditEvent.objects.filter(pk__gt=last_id).order_by("pk")[:batch_size])
+        if not batch:
+            return
+        yield from batch
+        last_id = batch[-1].pk
+
+
+def verify_chain(events: Iterator[AuditEvent] | None = None) -> ChainReport:
+    """Walk the chain in order; name the first event whose hash, link or position is wrong."""
+    previous_hash = GENESIS_HASH
+    expected_id = 1
+    count = 0
+    for event in events if events is not None else iter_events():
+        if event.pk != expected_id:
+            return ChainReport(count, event.pk, f"event #{expected_id} is missing (next present is #{event.pk})")
+        if event.previous_hash != previous_hash:
+            return ChainReport(count, event.pk, f"event #{event.pk} does not link to the event before it")
+        if compute_hash(event) != event.hash:
+            return ChainReport(count, event.pk, f"event #{event.pk} ({event.action}) was altered: its hash does not match")
+        previous_hash = event.hash
+        expected_id += 1
+        count += 1
+    head = AuditChainHead.objects.filter(singleton=True).first()
+    if head is not None and head.last_event_id != count:
+        return ChainReport(count, count + 1, f"events after #{count} are missing (the head records #{head.last_event_id})")
+    checkpoint_problem = _verify_latest_checkpoint(count)
+    if checkpoint_problem:
+        return ChainReport(count, checkpoint_problem[0], checkpoint_problem[1])
+    return ChainReport(count)
+
+
+def _verify_latest_checkpoint(count: int) -> tuple[int, str] | None:
+    """A signed checkpoint must still match its event: a rewritten chain cannot reproduce Custody's signature."""
+    from changecontrol.keys import keyring
+
+    checkpoint = AuditCheckpoint.objects.order_by("-id").first()
+    if checkpoint is None:
+        return None
+    if checkpoint.event_id > count:
+        return checkpoint.event_id, f"checkpoint {checkpoint.pk} names event #{checkpoint.event_id}, which is gone"
+    event_hash = AuditEvent.objects.filter(pk=checkpoint.event_id).values_list("hash", flat=True).first()
+    if event_hash != checkpoint.event_hash:
+        return checkpoint.event_id, f"event #{checkpoint.event_id} no longer matches signed checkpoint {checkpoint.pk}"
+    if not keyring().verify(checkpoint.statement(), checkpoint.signed_blob()):
+        return checkpoint.event_id, f"checkpoint {checkpoint.pk} carries a signature Custody did not make"
+    return None
+
+
+@transaction.atomic
+def checkpoint_create() -> AuditCheckpoint | None:
+    """Sign the current chain head with Custody's key (Celery beat runs this hourly; also on demand)."""
+    from changecontrol.keys import keyring
+
+    head = _locked_head()
+    if head.last_event_id == 0:
+        return None
+    created_at = timezone.now()
+    statement = checkpoint_statement(event_id=head.last_event_id, event_hash=head.last_hash, created_at=created_at)
+    signed = keyring().sign(statement)
+    checkpoint = AuditCheckpoint.objects.create(
+        event_id=head.last_event_id,
+        event_hash=head.last_hash,
+        event_count=head.last_event_id,
+        created_at=created_at,
+        key_id=signed.key_id,
+        signature=signed.signature_b64,
+    )
+    record(
+        actor=None,
+        action="audit.checkpoint_signed",
+        after={"event": head.last_event_id, "hash": head.last_hash, "key_id": signed.key_id},
+    )
+    return checkpoint
+
+
+def database_refuses_rewrites() -> bool:
+    return connection.vendor == "postgresql"

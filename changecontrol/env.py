@@ -1,0 +1,59 @@
+"""Small typed readers of environment variables: each fails loudly, naming the variable, on a bad value."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false (1/0, yes/no, on/off), not {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def require_in_production(names: list[str], *, debug: bool) -> None:
+    """With DEBUG off, refuse to start without the production secrets, naming every one that is missing."""
+    if debug:
+        return
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise ImproperlyConfigured(
+            "Custody is running with DEBUG off and these settings are missing: "
+            + ", ".join(missing)
+            + ". Set them in the environment (see docs/configuration.md), or set CUSTODY_DEBUG=1 for development."
+        )

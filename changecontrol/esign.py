@@ -1,0 +1,129 @@
+"""Electronic signatures (21 CFR Part 11): re-authentication, the content hash, refusals, the signature row.
+
+Used by every signed record (change requests, promotions, policies, break-glass reviews) so the rules hold
+in one place: §11.200(a) re-enter both components at signing; §11.50 printed name, date/time and meaning;
+§11.70 the signature is bound to the exact content it signs (a sha256 of its canonical form).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.contrib.auth.hashers import check_password
+from django.db import transaction
+
+from changecontrol import audit
+from changecontrol.auth import account_register_failure, account_register_success
+from changecontrol.errors import AccountLocked, ReauthenticationFailed, SeparationOfDutiesViolation
+from changecontrol.models import PolicyVersion, Product, Signature, User
+
+
+def content_sha256(content: dict[str, Any]) -> str:
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def reauthenticate(*, signer: User, username: str, password: str, subject_human_id: str) -> None:
+    """Part 11 §11.200(a)(1): both components again. A wrong one signs nothing, is audited, counts to lockout."""
+    if signer.is_locked():
+        raise AccountLocked("your account is locked after repeated failed password attempts; ask an administrator")
+    if username != signer.username:
+        with transaction.atomic():
+            audit.record(
+                actor=signer,
+                action="signature.failed",
+                reason=f"username {username[:150]!r} is not the signed-in user",
+                object_human_id=subject_human_id,
+            )
+        raise ReauthenticationFailed("sign with your own username: the username given is not the signed-in user's")
+    if not check_password(password, signer.password):
+        locked = account_register_failure(user=signer, context="signature")
+        detail = "the password is not correct; nothing was signed"
+        if locked:
+            detail += ", and the account is now locked"
+        raise ReauthenticationFailed(detail)
+    account_register_success(user=signer)
+
+
+class Refusal(Exception):  # noqa: N818 - a signal inside services, never seen by callers
+    """Raised inside a signing transaction; the service audits it outside the rollback via `refuse`."""
+
+    def __init__(self, rule: str, detail: str):
+        super().__init__(detail)
+        self.rule, self.detail = rule, detail
+
+
+def refuse(*, signer: User, subject_human_id: str, product: Product, refusal: Refusal) -> None:
+    """Audit a separation-of-duties refusal in its own transaction, then raise it (403 naming the rule)."""
+    with transaction.atomic():
+        audit.record(
+            actor=signer,
+            action="signature.refused",
+            reason=f"{refusal.rule}: {refusal.detail}",
+            product_key=product.key,
+            object_human_id=subject_human_id,
+        )
+    raise SeparationOfDutiesViolation(refusal.detail, rule=refusal.rule)
+
+
+def signature_create(
+    *,
+    subject: Any,
+    product: Product,
+    signer: User,
+    meaning: str,
+    role: str,
+    comment: str,
+    content: dict[str, Any],
+    policy_version: PolicyVersion | None,
+    expires_at=None,
+) -> Signature:
+    """Write the signature row and its audit event (the caller holds the subject's row lock)."""
+    signature = Signature.objects.create(
+        subject_type=f"{subject._meta.app_label}.{subject._meta.model_name}",
+        subject_id=subject.pk,
+        subject_human_id=subject.human_id,
+        product=product,
+        signer=signer,
+        printed_name=signer.printed_name,
+        meaning=meaning,
+        role=role,
+        comment=comment,
+        content=audit.jsonable(content),
+        content_sha256=content_sha256(content),
+        policy_version=policy_version,
+        expires_at=expires_at,
+    )
+    audit.record(
+        actor=signer,
+        action=f"signature.{meaning}",
+        obj=subject,
+        after={
+            "signature_id": signature.pk,
+            "meaning": meaning,
+            "role": role,
+            "printed_name": signature.printed_name,
+            "content_sha256": signature.content_sha256,
+            "comment": comment,
+        },
+    )
+    return signature
+
+
+def signatures_for(subject: Any):
+    return Signature.objects.filter(
+        subject_type=f"{subject._meta.app_label}.{subject._meta.model_name}", subject_id=subject.pk
+    ).select_related("signer")
+
+
+def signatures_invalidate(*, subject: Any, actor: User | None, reason: str) -> int:
+    """Editing signed content invalidates its signatures rather than carrying them over (Part 11 §11.70)."""
+    from django.utils import timezone
+
+    standing = signatures_for(subject).filter(invalidated_at__isnull=True)
+    count = standing.update(invalidated_at=timezone.now(), invalidated_reason=reason)
+    if count:
+        audit.record(actor=actor, action="signature.invalidated", obj=subject, reason=reason, after={"count": count})
+    return count

@@ -1,0 +1,65 @@
+"""Request context for the audit trail, and the idle-session timeout (Part 11 §11.200(a))."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib import messages
+from django.shortcuts import redirect
+
+from changecontrol import request_context
+
+
+def client_address(request) -> str:
+    # Behind a trusted proxy the first X-Forwarded-For hop is the client; otherwise the socket peer.
+    if settings.SECURE_PROXY_SSL_HEADER:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.META.get("REMOTE_ADDR", "")[:64]
+
+
+class RequestContextMiddleware:
+    """Give every request an id (echoed as X-Request-ID) and make who/where available to audit.record."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        token = request_context.activate(
+            request_context.RequestContext(request_id=request.request_id, client_address=client_address(request))
+        )
+        try:
+            response = self.get_response(request)
+        finally:
+            request_context.reset(token)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+class IdleSessionTimeoutMiddleware:
+    """End a browser session after CUSTODY_IDLE_TIMEOUT_MINUTES without activity."""
+
+    SESSION_KEY = "custody_last_activity"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and hasattr(request, "session") and request.session.session_key:
+            now = time.time()
+            last = request.session.get(self.SESSION_KEY)
+            if last is not None and now - last > settings.CUSTODY_IDLE_TIMEOUT_MINUTES * 60:
+                logout(request)
+                if request.path.startswith("/api/"):
+                    return self.get_response(request)
+                messages.info(request, "You were signed out after a period of inactivity. Please sign in again.")
+                return redirect(f"{settings.LOGIN_URL and '/accounts/login/'}?next={request.path}")
+            request.session[self.SESSION_KEY] = now
+        return self.get_response(request)

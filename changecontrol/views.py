@@ -1,0 +1,15 @@
+"""Pages of the core domain."""
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+@login_required
+def home(request):
+    return render(request, "home.html", {})

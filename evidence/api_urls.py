@@ -1,0 +1,3 @@
+"""API paths of the evidence app (builds, artifacts, evidence, trace matrix)."""
+
+urlpatterns: list = []

@@ -1,0 +1,178 @@
+"""Shared pieces of every evidence parser: the one error type, hardened XML, timestamps, clean text."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lxml import etree
+
+
+class EvidenceParseError(ValueError):
+    """The document cannot be read; the message says where (line or JSON path) and what to fix."""
+
+    def __init__(self, message: str, *, location: str = ""):
+        self.location = location
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+# Hardened parser settings: no entity expansion, no DTD loading, no network (XXE and billion laughs).
+_PARSER_OPTIONS = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
+_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_DOCTYPE_SCAN_LIMIT = 64 * 1024  # a DOCTYPE must come before the root element, so its head is enough
+
+
+def refuse_entity_declarations(data: bytes) -> None:
+    """Refuse a DOCTYPE that declares entities: no real tool's report needs one, attackers do."""
+    head = data[:_DOCTYPE_SCAN_LIMIT]
+    doctype_at = head.find(b"<!DOCTYPE")
+    if doctype_at == -1:
+        return
+    if _ENTITY_DECLARATION.search(head, doctype_at):
+        line = head[: doctype_at + 1].count(b"\n") + 1
+        raise EvidenceParseError(
+            "the XML declares entities in its DOCTYPE; entity declarations are refused for safety "
+            "(remove the <!ENTITY ...> declarations and upload the report as the tool wrote it)",
+            location=f"line {line}",
+        )
+
+
+def secure_xml_parser() -> etree.XMLParser:
+    return etree.XMLParser(**_PARSER_OPTIONS)
+
+
+def parse_xml(data: bytes) -> etree._Element:
+    """Parse a whole XML document safely; syntax errors name the line."""
+    refuse_entity_declarations(data)
+    try:
+        return etree.fromstring(data, parser=secure_xml_parser())
+    except etree.XMLSyntaxError as exc:
+        raise EvidenceParseError(f"the XML is not well-formed: {exc.msg}", location=f"line {exc.lineno}") from None
+
+
+def iterparse_xml(data: bytes, *, events=("end",), tag=None):
+    """Stream a large XML document safely (same hardening as parse_xml)."""
+    import io
+
+    refuse_entity_declarations(data)
+    return etree.iterparse(
+        io.BytesIO(data),
+        events=events,
+        tag=tag,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def local_name(element: etree._Element) -> str:
+    """The tag without its namespace."""
+    tag = element.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse JSON; a syntax error names the line and column."""
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise EvidenceParseError(f"the file is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise EvidenceParseError(
+            f"the file is not valid JSON: {exc.msg}", location=f"line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
+def clean_text(value: Any, *, limit: int | None = None) -> str:
+    """A string safe for PostgreSQL text columns (U+0000 removed), optionally cut to a length."""
+    if value is None:
+        return ""
+    text = str(value).replace("\x00", "")
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Read the timestamps real tools write; None for empty or unreadable values (they are informative only).
+
+    Accepts ISO 8601 with 'Z' or an offset, nanosecond fractions (Trivy, Grype, OpenVEX), a trailing
+    ' UTC' (TestNG), naive values (jest-junit, pytest: taken as UTC, as CI runners run in UTC), and
+    epoch numbers in seconds or milliseconds (Cobertura, JaCoCo).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+        number = float(value)
+        if number > 1e11:  # milliseconds: 1e11 seconds is the year 5138
+            number /= 1000.0
+        try:
+            return datetime.fromtimestamp(number, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    text = str(value).strip()
+    if text.endswith(" UTC"):
+        text = text[:-4] + "+00:00"
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    text = text.replace(" ", "T", 1) if "T" not in text and len(text) > 10 else text
+    # Python reads at most 6 fractional digits: cut nanoseconds to microseconds.
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def seconds(value: Any) -> float | None:
+    """A duration in seconds from a number or numeric string; None when absent or unreadable."""
+    if value in (None, ""):
+        return None
+    try:
+        number = float(str(value).replace(",", ""))
+    except ValueError:
+        return None
+    if number != number or number < 0:  # NaN or negative
+        return None
+    return number
+
+
+def utc_now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+__all__ = [
+    "EvidenceParseError",
+    "clean_text",
+    "iterparse_xml",
+    "local_name",
+    "parse_json",
+    "parse_timestamp",
+    "parse_xml",
+    "secure_xml_parser",
+    "seconds",
+    "timedelta",
+    "utc_now",
+]

@@ -1,0 +1,189 @@
+"""The fixed cast every test shares (STYLE.md), and the fixtures that reach real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from changecontrol import roles, services
+from changecontrol.api_auth import token_create
+from changecontrol.models import Product, Role, User
+from changecontrol.policy import DEFAULT_POLICY_YAML
+
+PASSWORD = "correct horse battery staple"
+
+CAST = {
+    # username: (printed name, role on rsd)
+    "alice": ("Alice Author", Role.ENGINEER),
+    "rory": ("Rory Release-Manager", Role.RELEASE_MANAGER),
+    "quinn": ("Quinn Quality", Role.QUALITY),
+    "sasha": ("Sasha Security", Role.SECURITY),
+    "paula": ("Paula Product-Owner", Role.PRODUCT),
+    "sam": ("Sam SRE", Role.SRE),
+    "audrey": ("Audrey Auditor", Role.AUDITOR),
+}
+
+
+def _database_use(request) -> str:
+    """'transactional', 'plain' or '' — how this test touches the database."""
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if "live_server" in names or "transactional_db" in names or (marker and marker.kwargs.get("transaction")):
+        return "transactional"
+    if marker or "db" in names:
+        return "plain"
+    return ""
+
+
+@pytest.fixture(autouse=True)
+def _audit_trigger_guard(request):
+    """The audit table refuses TRUNCATE; transactional tests flush with TRUNCATE, so allow it only then."""
+    use = _database_use(request)
+    if not use or connection.vendor != "postgresql":
+        yield
+        return
+    request.getfixturevalue("transactional_db" if use == "transactional" else "db")
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE changecontrol_auditevent ENABLE TRIGGER custody_audit_no_truncate")
+    yield
+    if use == "transactional":
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE changecontrol_auditevent DISABLE TRIGGER custody_audit_no_truncate")
+
+
+def make_user(username: str, full_name: str, **extra) -> User:
+    user = User.objects.create_user(username=username, password=PASSWORD, full_name=full_name, email=f"{username}@example.test", **extra)
+    return user
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return make_user("ada", "Ada Administrator", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def product(db, admin_user) -> Product:
+    """The demo product `rsd` with its policy active (signed by a quality reviewer outside the cast)."""
+    product = services.product_create(
+        actor=admin_user,
+        key="rsd",
+        name="Risk Score Dashboard",
+        safety_class="B",
+        safety_rationale="Clinicians read the score; a wrong score could delay care but a clinician reviews every case.",
+        repository_url="https://github.com/acme/rsd",
+    )
+    author = make_user("polly", "Polly Policy-Author")
+    approver = make_user("quentin", "Quentin Quality-Lead")
+    roles.role_grant(actor=admin_user, user=author, product=product, role=Role.RELEASE_MANAGER)
+    roles.role_grant(actor=admin_user, user=approver, product=product, role=Role.QUALITY)
+    version = services.policy_version_propose(product=product, author=author, source=DEFAULT_POLICY_YAML, reason="initial policy")
+    services.policy_version_sign(policy_version=version, signer=approver, username="quentin", password=PASSWORD)
+    return product
+
+
+@pytest.fixture
+def other_product(db, admin_user) -> Product:
+    return services.product_create(
+        actor=admin_user, key="lab", name="Lab Results Gateway", safety_class="C",
+        safety_rationale="Routes lab results to clinicians; a lost result could cause serious injury.",
+    )
+
+
+@pytest.fixture
+def cast(db, product, admin_user) -> dict[str, User]:
+    people = {}
+    for username, (full_name, role) in CAST.items():
+        people[username] = make_user(username, full_name)
+        roles.role_grant(actor=admin_user, user=people[username], product=product, role=role)
+    people["olga"] = make_user("olga", "Olga Outsider")  # holds no role anywhere
+    return people
+
+
+@pytest.fixture
+def author(cast):
+    return cast["alice"]
+
+
+@pytest.fixture
+def release_manager(cast):
+    return cast["rory"]
+
+
+@pytest.fixture
+def quality_reviewer(cast):
+    return cast["quinn"]
+
+
+@pytest.fixture
+def security_reviewer(cast):
+    return cast["sasha"]
+
+
+@pytest.fixture
+def auditor(cast):
+    return cast["audrey"]
+
+
+@pytest.fixture
+def outsider(cast):
+    return cast["olga"]
+
+
+@pytest.fixture
+def ci_account(db):
+    return make_user("ci-rsd", "CI (rsd)", is_service_account=True)
+
+
+@pytest.fixture
+def ci_token(db, product, ci_account, admin_user) -> str:
+    _, secret = token_create(
+        actor=admin_user, name="ci", user=ci_account, products=[product],
+        scopes=["evidence:write", "status:read", "deployments:write", "snapshots:write", "releases:write", "requirements:write"],
+    )
+    return secret
+
+
+@pytest.fixture
+def other_product_token(db, other_product, admin_user) -> str:
+    account = make_user("ci-lab", "CI (lab)", is_service_account=True)
+    _, secret = token_create(actor=admin_user, name="ci", user=account, products=[other_product], scopes=list(("evidence:write", "status:read", "deployments:write", "snapshots:write", "releases:write", "requirements:write")))
+    return secret
+
+
+def client_for(user: User | None = None, *, token: str | None = None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_login(user)
+    if token is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def api():
+    return client_for
+
+
+LOW_RISK = {"patient_safety_impact": "none", "data_sensitivity": "none", "user_impact": "minor", "rollback_complexity": "trivial"}
+MEDIUM_RISK = {"patient_safety_impact": "indirect", "data_sensitivity": "none", "user_impact": "none", "rollback_complexity": "trivial"}
+HIGH_RISK = {"patient_safety_impact": "direct", "data_sensitivity": "none", "user_impact": "none", "rollback_complexity": "trivial"}
+CRITICAL_RISK = {"patient_safety_impact": "direct", "data_sensitivity": "phi", "user_impact": "major", "rollback_complexity": "hard"}
+
+
+def open_change_request(*, product, requester, answers=MEDIUM_RISK, submit=True, **fields):
+    defaults = {
+        "title": "Recalibrate the sepsis risk score thresholds",
+        "why": "Clinical review found the amber threshold flags too many low-risk patients.",
+        "what_changes": "Amber threshold 0.35 → 0.42 in the scoring service configuration.",
+        "affected_items": "scoring-service, REQ-017",
+        "kind": "configuration",
+        "change_type": "normal",
+        "verification_plan": "Replay last quarter's anonymised cases; compare flag rates with the clinical panel's labels.",
+        "rollback_plan": "Revert the configuration commit and redeploy the previous image digest.",
+    }
+    defaults.update(fields)
+    change_request = services.change_request_create(product=product, requester=requester, risk_answers=answers, **defaults)
+    if submit:
+        change_request = services.change_request_submit(change_request=change_request, actor=requester)
+    return change_request
