@@ -1,0 +1,299 @@
+"""Builds, artifacts, evidence as received, its verification verdict, and the facts parsed from it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from changecontrol.models import Product
+
+
+class Build(models.Model):
+    """One CI run (`<product>-b<n>`): commit, branch, pipeline, builder identity, the commits it contains."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="builds")
+    number = models.PositiveIntegerField(help_text="Per-product build number.")
+    pipeline_url = models.URLField(max_length=500)
+    commit = models.CharField(max_length=64)
+    branch = models.CharField(max_length=200, blank=True)
+    ci_system = models.CharField(max_length=40, blank=True)
+    ci_build_number = models.CharField(max_length=60, blank=True)
+    builder_identity = models.CharField(max_length=300, blank=True, help_text="Who or what built it (CI workflow identity).")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # Registration is idempotent on product + pipeline URL (DESIGN §7).
+            models.UniqueConstraint(fields=["product", "pipeline_url"], name="%(app_label)s_%(class)s_unique_pipeline"),
+            models.UniqueConstraint(fields=["product", "number"], name="%(app_label)s_%(class)s_unique_number"),
+        ]
+
+    @property
+    def human_id(self) -> str:
+        return f"{self.product.key}-b{self.number}"
+
+    def __str__(self) -> str:
+        return self.human_id
+
+
+class BuildCommit(models.Model):
+    """A commit contained in a build; its message links CR and REQ IDs, its author matters for SoD."""
+
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="commits")
+    sha = models.CharField(max_length=64)
+    author_email = models.EmailField(blank=True)
+    author_name = models.CharField(max_length=200, blank=True)
+    message = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["build", "position"]
+        constraints = [models.UniqueConstraint(fields=["build", "sha"], name="%(app_label)s_%(class)s_unique_sha")]
+
+    def __str__(self) -> str:
+        return self.sha[:12]
+
+
+class Artifact(models.Model):
+    """A built thing, identified only by its digest `sha256:<64 hex>`; belongs to one build."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="artifacts")
+    build = models.ForeignKey(Build, on_delete=models.PROTECT, related_name="artifacts")
+    digest = models.CharField(max_length=71, unique=True)  # serves the status API lookup by digest
+    name = models.CharField(max_length=300)
+    kind = models.CharField(max_length=40, blank=True, help_text="container-image, package, binary, …")
+    uri = models.CharField(max_length=500, blank=True)
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(digest__regex=r"^sha256:[0-9a-f]{64}$"), name="%(app_label)s_%(class)s_digest_format"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.digest[:19]}…"
+
+
+class SignerKey(models.Model):
+    """A public key a product trusts to sign its evidence (Ed25519 or ECDSA P-256)."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="signer_keys")
+    name = models.CharField(max_length=100)
+    key_id = models.CharField(max_length=64, help_text="sha256 of the DER SubjectPublicKeyInfo.")
+    algorithm = models.CharField(max_length=20)
+    public_key_pem = models.TextField()
+    valid_from = models.DateTimeField(default=timezone.now)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.TextField(blank=True)
+    allowed_evidence_types = models.JSONField(default=list, blank=True, help_text="Empty: every type.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["product", "name"]
+        constraints = [models.UniqueConstraint(fields=["product", "key_id"], name="%(app_label)s_%(class)s_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_id[:12]})"
+
+
+class Evidence(models.Model):
+    """One document about an artifact, stored raw and content-addressed, then verified and parsed."""
+
+    class Type(models.TextChoices):
+        JUNIT = "junit", "JUnit XML test report"
+        COBERTURA = "cobertura", "Cobertura XML coverage"
+        LCOV = "lcov", "LCOV coverage"
+        SARIF = "sarif", "SARIF static analysis"
+        CYCLONEDX = "cyclonedx", "CycloneDX SBOM"
+        SPDX = "spdx", "SPDX SBOM"
+        GRYPE = "grype", "Grype vulnerability scan"
+        TRIVY = "trivy", "Trivy vulnerability scan"
+        OSV = "osv", "OSV-Scanner vulnerability scan"
+        OPENVEX = "openvex", "OpenVEX statements"
+        DSSE = "dsse", "DSSE envelope (in-toto attestation)"
+        COSIGN = "cosign", "cosign signature"
+        GENERIC = "generic", "Generic document (kept, not parsed)"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        PARSED = "parsed", "Parsed"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    class Verdict(models.TextChoices):
+        SIGNED = "signed", "Signed by a registered key"
+        INVALID_SIGNATURE = "invalid_signature", "Invalid signature"
+        SUBJECT_MISMATCH = "subject_mismatch", "Subject does not match the artifact"
+        UNSIGNED = "unsigned", "Unsigned"
+        UNVERIFIED = "unverified", "Not verified yet"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="evidence")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="evidence")
+    evidence_type = models.CharField(max_length=20, choices=Type.choices)
+    name = models.CharField(max_length=300, blank=True)
+    sha256 = models.CharField(max_length=64, help_text="Of the raw bytes as received.")
+    size = models.BigIntegerField()
+    storage_name = models.CharField(max_length=300)
+    signature_sha256 = models.CharField(max_length=64, blank=True, help_text="Of the detached signature, if any.")
+    signature_storage_name = models.CharField(max_length=300, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices, default=Verdict.UNVERIFIED)
+    signer_key = models.ForeignKey(SignerKey, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    verdict_detail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while processing.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # The same bytes for the same artifact and type are one evidence (re-upload returns it).
+            models.UniqueConstraint(fields=["artifact", "evidence_type", "sha256"], name="%(app_label)s_%(class)s_unique_content"),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "processing", "parsed", "rejected", "failed"]), name="%(app_label)s_%(class)s_state_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["artifact", "evidence_type", "state"])]
+
+    @property
+    def human_id(self) -> str:
+        return f"EV-{self.pk}"
+
+    def counts_as_evidence(self) -> bool:
+        """Invalid and mismatched evidence is kept but never counts (DESIGN §6)."""
+        return self.state == self.State.PARSED and self.verdict in (self.Verdict.SIGNED, self.Verdict.UNSIGNED)
+
+    def __str__(self) -> str:
+        return f"{self.human_id} {self.get_evidence_type_display()}"
+
+
+class TestResult(models.Model):
+    """One test case's result from a test report, with the requirement IDs it claims to verify."""
+
+    class Status(models.TextChoices):
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        ERROR = "error", "Error"
+        SKIPPED = "skipped", "Skipped"
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="test_results")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="test_results")
+    suite = models.CharField(max_length=500, blank=True)
+    classname = models.CharField(max_length=500, blank=True)
+    name = models.CharField(max_length=1000)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    duration_s = models.FloatField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    requirement_ids = models.JSONField(default=list, blank=True)
+    executed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["artifact", "status"])]
+
+
+class CoverageFile(models.Model):
+    """Line and branch coverage of one source file, from a coverage report."""
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="coverage_files")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="coverage_files")
+    path = models.CharField(max_length=1000)
+    lines_valid = models.PositiveIntegerField()
+    lines_covered = models.PositiveIntegerField()
+    branches_valid = models.PositiveIntegerField(null=True, blank=True)
+    branches_covered = models.PositiveIntegerField(null=True, blank=True)
+
+
+class StaticFinding(models.Model):
+    """A static-analysis result (SARIF)."""
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="static_findings")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="static_findings")
+    tool = models.CharField(max_length=100, blank=True)
+    rule_id = models.CharField(max_length=300)
+    level = models.CharField(max_length=10)
+    severity = models.CharField(max_length=10)
+    message = models.TextField(blank=True)
+    path = models.CharField(max_length=1000, blank=True)
+    start_line = models.PositiveIntegerField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=200, blank=True)
+    suppressed = models.BooleanField(default=False)
+
+
+class SbomComponent(models.Model):
+    """A component listed in an SBOM, with its purl and SPDX licence expression."""
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="components")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="components")
+    name = models.CharField(max_length=500)
+    version = models.CharField(max_length=200, blank=True)
+    purl = models.CharField(max_length=1000, blank=True)
+    license_expression = models.CharField(max_length=1000, blank=True)
+    hashes = models.JSONField(default=dict, blank=True)
+    bom_ref = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["artifact"])]
+
+
+class VexStatement(models.Model):
+    """A VEX statement (OpenVEX / CycloneDX VEX); it suppresses only when its evidence is signed."""
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="vex_statements")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="vex_statements")
+    vuln_id = models.CharField(max_length=200)
+    aliases = models.JSONField(default=list, blank=True)
+    products = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=30)
+    justification = models.CharField(max_length=200, blank=True)
+    impact_statement = models.TextField(blank=True)
+
+
+class Vulnerability(models.Model):
+    """A vulnerability reported by a scanner, severity normalised, possibly suppressed by a VEX statement."""
+
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="vulnerabilities")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="vulnerabilities")
+    vuln_id = models.CharField(max_length=200)
+    aliases = models.JSONField(default=list, blank=True)
+    package_name = models.CharField(max_length=500, blank=True)
+    package_version = models.CharField(max_length=200, blank=True)
+    purl = models.CharField(max_length=1000, blank=True)
+    severity = models.CharField(max_length=10)
+    cvss_score = models.FloatField(null=True, blank=True)
+    fix_state = models.CharField(max_length=20, blank=True)
+    fixed_versions = models.JSONField(default=list, blank=True)
+    title = models.TextField(blank=True)
+    suppressed_by = models.ForeignKey(VexStatement, on_delete=models.PROTECT, null=True, blank=True, related_name="suppresses")
+
+    class Meta:
+        indexes = [models.Index(fields=["artifact", "severity"])]
+
+
+class Provenance(models.Model):
+    """Who built an artifact from what (SLSA provenance from a verified in-toto statement)."""
+
+    evidence = models.OneToOneField(Evidence, on_delete=models.PROTECT, related_name="provenance")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="provenance")
+    builder_id = models.CharField(max_length=500)
+    build_type = models.CharField(max_length=500, blank=True)
+    source_repository = models.CharField(max_length=500, blank=True)
+    source_commit = models.CharField(max_length=64, blank=True)
+    invocation_id = models.CharField(max_length=500, blank=True)
+    predicate_type = models.CharField(max_length=200, blank=True)
