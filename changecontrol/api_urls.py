@@ -18,6 +18,7 @@ urlpatterns = [
     path("change-requests/<str:change_request_id>/withdraw", api.ChangeRequestWithdrawApi.as_view(), name="api-change-request-withdraw"),
     path("change-requests/<str:change_request_id>/signatures", api.ChangeRequestSignApi.as_view(), name="api-change-request-sign"),
     path("audit-events", api.AuditEventListApi.as_view(), name="api-audit-events"),
+    path("", include("changecontrol.items_urls")),
     path("", include("evidence.api_urls")),
     path("", include("approvals.api_urls")),
 ]

@@ -11,6 +11,8 @@ from changecontrol.api_auth import token_create
 from changecontrol.models import Product, Role, User
 from changecontrol.policy import DEFAULT_POLICY_YAML
 
+pytest_plugins = ["tests.browser_fixtures"]
+
 PASSWORD = "correct horse battery staple"
 
 CAST = {

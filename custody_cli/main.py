@@ -1,0 +1,333 @@
+"""The `custody` command: verify an evidence bundle offline, ask the release gate, fetch Custody's public keys.
+
+Exit codes (see docs/cli.md):
+
+- ``custody verify-bundle``: 0 verified, 1 files changed/added/removed, 2 manifest signature invalid or
+  missing, 3 signed by a key not among the ``--key`` keys (or a ``--key`` file is unusable), 4 not a readable
+  bundle.
+- ``custody gate``: 0 allowed, 1 blocked, 2 pending, 3 usage or configuration error, 4 server or network error.
+- ``custody keys``: 0 printed, 3 usage or configuration error, 4 server or network error.
+
+Any command-line usage error exits 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from custody_cli import bundle as bundles
+
+EXIT_USAGE = 3
+EXIT_SERVER = 4
+GATE_EXIT_CODES = {"allowed": 0, "blocked": 1, "pending": 2}
+POLL_INTERVAL_SECONDS = 10.0
+REQUEST_TIMEOUT_SECONDS = 30.0
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+USER_AGENT = "custody-cli/0.1"
+_ARTIFACT_DIGEST = re.compile(r"sha256:[0-9a-fA-F]{64}")
+
+
+class UsageError(Exception):
+    """The command line or its environment is wrong (exit 3); the message says what to pass."""
+
+
+class ServerError(Exception):
+    """Custody could not be reached or answered with an error (exit 4); the message says what it said."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors, which would read as 'pending' or 'signature invalid' in CI."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# HTTP -----------------------------------------------------------------------------------------------------
+
+
+def _api_url(*, base_url: str, path: str, query: dict[str, str] | None = None) -> str:
+    try:
+        parsed = urllib.parse.urlsplit(base_url)
+    except ValueError as exc:
+        raise UsageError(f"the Custody URL {base_url!r} is not a URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(f"the Custody URL must start with https:// (or http://), not {base_url!r}")
+    url = base_url.rstrip("/") + path
+    return f"{url}?{urllib.parse.urlencode(query)}" if query else url
+
+
+def _error_text(body: bytes) -> str:
+    """The server's `{"error", "detail"}` as one line, or the start of whatever it sent instead."""
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        text = body.decode("utf-8", errors="replace").strip()
+        return text[:300] if text else "(empty body)"
+    if isinstance(document, dict) and ("error" in document or "detail" in document):
+        code, detail = document.get("error"), document.get("detail")
+        return ": ".join(str(part) for part in (code, detail) if part)
+    return json.dumps(document)[:300]
+
+
+def _get_json(*, url: str, token: str | None) -> Any:
+    """GET a Custody API URL and return its JSON; every failure becomes a ServerError naming the cause."""
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, headers=headers, method="GET")  # noqa: S310 - scheme checked in _api_url
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # noqa: S310
+            body = response.read(MAX_RESPONSE_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        body = exc.read(MAX_RESPONSE_BYTES) if exc.fp else b""
+        hint = {401: " (check CUSTODY_TOKEN / --token)", 403: " (the token lacks the status:read scope)"}
+        raise ServerError(f"Custody answered HTTP {exc.code}{hint.get(exc.code, '')}: {_error_text(body)}") from None
+    except urllib.error.URLError as exc:
+        raise ServerError(f"cannot reach Custody at {url}: {exc.reason}") from None
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+        raise ServerError(f"cannot reach Custody at {url}: {exc}") from None
+    if len(body) > MAX_RESPONSE_BYTES:
+        raise ServerError(f"Custody's answer from {url} is larger than {MAX_RESPONSE_BYTES} bytes")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ServerError(f"Custody's answer from {url} is not JSON: {_error_text(body)}") from None
+
+
+# verify-bundle --------------------------------------------------------------------------------------------
+
+
+def _read_trusted_keys(paths: list[str]) -> list[bytes]:
+    keys = []
+    for path in paths:
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--key {path}: cannot read it: {exc.strerror or exc}") from None
+        blocks = bundles.split_pem_public_keys(text)
+        if not blocks:
+            raise UsageError(f"--key {path}: no '-----BEGIN PUBLIC KEY-----' block in it (save `custody keys` output)")
+        keys.extend(blocks)
+    return keys
+
+
+def _print_bundle_report(report: bundles.BundleReport, *, bundle_path: str) -> None:
+    out = sys.stdout
+    verdicts = {
+        bundles.EXIT_VERIFIED: "VERIFIED",
+        bundles.EXIT_FILES_DIFFER: "FILES DIFFER FROM THE SIGNED MANIFEST",
+        bundles.EXIT_SIGNATURE_INVALID: "SIGNATURE INVALID OR MISSING",
+        bundles.EXIT_KEY_UNTRUSTED: "SIGNED BY AN UNTRUSTED KEY",
+        bundles.EXIT_UNREADABLE: "NOT A READABLE BUNDLE",
+    }
+    verdict = verdicts.get(report.exit_code, "FAILED")
+    if report.exit_code == bundles.EXIT_VERIFIED and report.key_trusted is None:
+        verdict = "VERIFIED WITH THE KEY INSIDE THE BUNDLE (not checked against a trusted copy; see the warning)"
+    print(f"{bundle_path}: {verdict}", file=out)
+    if report.subject:
+        subject = ", ".join(f"{key}={value}" for key, value in sorted(report.subject.items()))
+        print(f"  subject: {subject}", file=out)
+    if report.created_at:
+        print(f"  created: {report.created_at.isoformat()}", file=out)
+    if report.key_id:
+        trust = {True: "trusted", False: "NOT TRUSTED", None: "not checked against a trusted key"}[report.key_trusted]
+        print(f"  signing key: {report.key_id} ({trust})", file=out)
+    if report.exit_code != bundles.EXIT_UNREADABLE:
+        print(f"  signature: {'valid' if report.signature_valid else 'INVALID'}", file=out)
+        print(f"  files checked: {report.files_checked}", file=out)
+    for label, paths in (("changed", report.changed), ("added", report.added), ("removed", report.removed)):
+        for path in paths:
+            print(f"  {label}: {path}", file=out)
+    for message in report.errors:
+        print(f"  error: {message}", file=out)
+    for message in report.warnings:
+        print(f"  warning: {message}", file=out)
+
+
+def _verify_bundle_command(args) -> int:
+    trusted = _read_trusted_keys(args.key) if args.key else None
+    try:
+        report = bundles.verify_bundle(args.bundle, trusted_public_keys=trusted)
+    except bundles.BundleError as exc:
+        raise UsageError(f"--key: {exc}") from None
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+    else:
+        _print_bundle_report(report, bundle_path=args.bundle)
+    return report.exit_code
+
+
+# gate -----------------------------------------------------------------------------------------------------
+
+
+def _setting(value: str | None, *, env: str, option: str) -> str:
+    value = value or os.environ.get(env, "")
+    if not value.strip():
+        raise UsageError(f"no {option} given: pass {option} or set {env}")
+    return value.strip()
+
+
+def _check_status_shape(status: Any) -> dict[str, Any]:
+    """The status document, or a ServerError naming the JSON path that is wrong."""
+    if not isinstance(status, dict):
+        raise ServerError(f"the status answer must be a JSON object, not {type(status).__name__}")
+    decision = status.get("decision")
+    if decision not in GATE_EXIT_CODES:
+        raise ServerError(f"decision: expected allowed, blocked or pending, got {decision!r}")
+    for key, kind in (("gates", list), ("reasons", list), ("approvals", dict), ("policy", dict)):
+        if status.get(key) is not None and not isinstance(status[key], kind):
+            raise ServerError(f"{key}: expected a JSON {'array' if kind is list else 'object'}")
+    for index, gate in enumerate(status.get("gates") or []):
+        if not isinstance(gate, dict):
+            raise ServerError(f"gates[{index}]: expected an object with id, kind, blocking, status, detail")
+    return status
+
+
+def _describe_approval(item: Any) -> str:
+    if isinstance(item, dict):
+        parts = [str(item[key]) for key in ("role", "meaning", "name", "detail") if item.get(key)]
+        return " — ".join(parts) if parts else json.dumps(item, sort_keys=True)
+    return str(item)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    out = sys.stdout
+    decision = status["decision"]
+    where = " ".join(str(status[key]) for key in ("product", "release") if status.get(key))
+    promotion = f" ({status['promotion']})" if status.get("promotion") else ""
+    print(
+        f"Decision: {decision.upper()} — {where or 'artifact'}{promotion} → {status.get('environment', '?')}", file=out
+    )
+    policy = status.get("policy") or {}
+    if policy.get("name"):
+        print(f"  policy: {policy['name']} v{policy.get('version', '?')} ({policy.get('digest', '')})", file=out)
+    failing = [g for g in status.get("gates") or [] if g.get("blocking") and g.get("status") != "pass"]
+    for gate in failing:
+        detail = f": {gate['detail']}" if gate.get("detail") else ""
+        print(f"  gate {gate.get('id', '?')} ({gate.get('kind', '?')}) {gate.get('status', '?')}{detail}", file=out)
+    approvals = status.get("approvals") or {}
+    missing = approvals.get("missing")
+    if isinstance(missing, list):
+        for item in missing:
+            print(f"  missing approval: {_describe_approval(item)}", file=out)
+    elif isinstance(missing, int) and missing:
+        print(f"  missing approvals: {missing} of {approvals.get('required', '?')}", file=out)
+    for reason in status.get("reasons") or []:
+        print(f"  reason: {reason}", file=out)
+    if status.get("evaluated_at"):
+        print(f"  evaluated at: {status['evaluated_at']}", file=out)
+
+
+def _gate_command(args) -> int:
+    if not _ARTIFACT_DIGEST.fullmatch(args.artifact or ""):
+        raise UsageError(f"--artifact must be sha256:<64 hex characters>, not {args.artifact!r}")
+    if not args.environment.strip():
+        raise UsageError("--environment must name an environment, e.g. production")
+    if args.wait is not None and args.wait < 0:
+        raise UsageError("--wait must be zero or more seconds")
+    base_url = _setting(args.url, env="CUSTODY_URL", option="--url")
+    token = _setting(args.token, env="CUSTODY_TOKEN", option="--token")
+    url = _api_url(
+        base_url=base_url,
+        path="/api/v1/status",
+        query={"artifact": args.artifact.lower(), "environment": args.environment.strip()},
+    )
+    deadline = time.monotonic() + (args.wait or 0)
+    while True:
+        status = _check_status_shape(_get_json(url=url, token=token))
+        remaining = deadline - time.monotonic()
+        if status["decision"] != "pending" or remaining <= 0:
+            break
+        print(f"pending; asking again in {min(POLL_INTERVAL_SECONDS, remaining):.0f} s", file=sys.stderr)
+        time.sleep(min(POLL_INTERVAL_SECONDS, remaining))
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        _print_status(status)
+    return GATE_EXIT_CODES[status["decision"]]
+
+
+# keys -----------------------------------------------------------------------------------------------------
+
+
+def _keys_command(args) -> int:
+    base_url = _setting(args.url, env="CUSTODY_URL", option="--url")
+    token = args.token or os.environ.get("CUSTODY_TOKEN") or None
+    document = _get_json(url=_api_url(base_url=base_url, path="/api/v1/keys"), token=token)
+    keys = document.get("keys") if isinstance(document, dict) else document
+    if not isinstance(keys, list):
+        raise ServerError("the keys answer must be a list of keys or an object with a 'keys' list")
+    printed = 0
+    for index, key in enumerate(keys):
+        pem = key.get("public_key_pem") if isinstance(key, dict) else None
+        if not isinstance(pem, str) or "BEGIN PUBLIC KEY" not in pem:
+            raise ServerError(f"keys[{index}].public_key_pem: expected a PEM public key")
+        # Key IDs and status go to stderr so `custody keys > custody.pub` holds only PEM blocks.
+        print(f"# {key.get('key_id', '?')} ({key.get('status', '?')}, {key.get('algorithm', '?')})", file=sys.stderr)
+        sys.stdout.write(pem if pem.endswith("\n") else pem + "\n")
+        printed += 1
+    if not printed:
+        raise ServerError("Custody returned no public keys")
+    return 0
+
+
+# Entry point ----------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="custody", description="Custody command-line client (evidence bundles, release gate).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    verify = commands.add_parser("verify-bundle", help="verify an evidence bundle offline")
+    verify.add_argument("bundle", metavar="BUNDLE.zip")
+    verify.add_argument(
+        "--key", action="append", default=[], metavar="custody.pub", help="trusted Custody public key (repeatable)"
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(handler=_verify_bundle_command)
+
+    gate = commands.add_parser("gate", help="ask whether an artifact may go to an environment")
+    gate.add_argument("--artifact", required=True, metavar="sha256:DIGEST")
+    gate.add_argument("--environment", required=True)
+    gate.add_argument("--url", help="Custody base URL (default: $CUSTODY_URL)")
+    gate.add_argument("--token", help="API token with status:read (default: $CUSTODY_TOKEN)")
+    gate.add_argument("--wait", type=float, metavar="SECONDS", help="poll every 10 s while pending, up to SECONDS")
+    gate.add_argument("--json", action="store_true", help="print the status document as JSON")
+    gate.set_defaults(handler=_gate_command)
+
+    keys = commands.add_parser("keys", help="print Custody's public signing keys as PEM (for --key)")
+    keys.add_argument("--url", help="Custody base URL (default: $CUSTODY_URL)")
+    keys.add_argument("--token", help="API token, if the server asks for one (default: $CUSTODY_TOKEN)")
+    keys.set_defaults(handler=_keys_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `custody` command and return its exit code."""
+    try:
+        args = _parser().parse_args(argv)
+        return args.handler(args)
+    except UsageError as exc:
+        print(f"custody: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ServerError as exc:
+        print(f"custody: {exc}", file=sys.stderr)
+        return EXIT_SERVER
+    except SystemExit as exc:  # --help and --version exit 0 through argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

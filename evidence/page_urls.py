@@ -1,0 +1,3 @@
+"""URL paths (filled in by the owning module)."""
+
+urlpatterns: list = []

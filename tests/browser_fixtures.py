@@ -1,0 +1,1 @@
+"""Playwright fixtures driving Debian's Chromium (filled in by the pages work)."""
