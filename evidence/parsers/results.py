@@ -1,0 +1,131 @@
+"""What the test-report, coverage, static-analysis and SBOM parsers return: plain frozen values, no database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+TEST_STATUSES = ("passed", "failed", "error", "skipped")
+SARIF_LEVELS = ("error", "warning", "note", "none")
+SEVERITIES = ("critical", "high", "medium", "low", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class TestCaseResult:
+    """One test case as a test report recorded it."""
+
+    __test__ = False  # pytest: this is a value, not a test class
+
+    suite: str
+    classname: str
+    name: str
+    status: str  # one of TEST_STATUSES
+    duration_s: float | None
+    message: str
+    requirement_ids: tuple[str, ...]
+    properties: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TestReport:
+    """A whole JUnit-style test report."""
+
+    __test__ = False
+
+    cases: list[TestCaseResult]
+    suites: int
+    started_at: datetime | None
+    tool: str
+
+    @property
+    def total(self) -> int:
+        return len(self.cases)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for case in self.cases if case.status == "passed")
+
+    @property
+    def failed(self) -> int:
+        """Failures and errors together: either one means the test did not pass."""
+        return sum(1 for case in self.cases if case.status in ("failed", "error"))
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for case in self.cases if case.status == "skipped")
+
+
+@dataclass(frozen=True, slots=True)
+class FileCoverage:
+    """Line and branch coverage of one source file; branches are None when the tool measured none."""
+
+    path: str
+    lines_valid: int
+    lines_covered: int
+    branches_valid: int | None
+    branches_covered: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageReport:
+    """A coverage report: totals as the tool stated them (or summed from files), and the files."""
+
+    line_rate: float | None
+    branch_rate: float | None
+    lines_valid: int
+    lines_covered: int
+    branches_valid: int | None
+    branches_covered: int | None
+    files: list[FileCoverage]
+    tool: str
+    generated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFinding:
+    """One static-analysis result; (tool, rule_id, fingerprint) identifies it across runs."""
+
+    rule_id: str
+    level: str  # one of SARIF_LEVELS
+    severity: str  # one of SEVERITIES
+    message: str
+    path: str
+    start_line: int | None
+    fingerprint: str
+    suppressed: bool
+    tool: str
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAnalysisReport:
+    """All findings of a SARIF log, over all its runs."""
+
+    findings: list[StaticFinding]
+    tools: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SbomComponent:
+    """One component of an SBOM; hashes are (algorithm like "SHA-256", lowercase hex) pairs."""
+
+    name: str
+    version: str
+    purl: str
+    license_expression: str  # SPDX expression, the raw licence text when it is not one, or ""
+    hashes: tuple[tuple[str, str], ...]
+    bom_ref: str
+    kind: str
+    group: str = ""  # CycloneDX group / Maven groupId; "" when the format has none
+
+
+@dataclass(frozen=True, slots=True)
+class SbomDocument:
+    """An SBOM: what it describes, when it was made, and its components (nested ones flattened)."""
+
+    format: str  # "cyclonedx" or "spdx"
+    spec_version: str
+    components: list[SbomComponent]
+    subject_name: str
+    created_at: datetime | None
+    serial: str
+    tools: tuple[str, ...] = field(default=())

@@ -1,0 +1,339 @@
+"""SBOMs: CycloneDX 1.4-1.6 JSON, SPDX 2.3 JSON and SPDX 3.0 JSON-LD, flattened into components."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from evidence.parsers.base import EvidenceParseError, clean_text, parse_json, parse_timestamp
+from evidence.parsers.results import SbomComponent, SbomDocument
+
+TEXT_LIMIT = 1000
+LICENSE_LIMIT = 2000
+_NO_LICENSE = frozenset({"NOASSERTION", "NONE", ""})
+_SHA_WITHOUT_DASH = re.compile(r"^SHA(\d+)$")
+_OPERATOR = re.compile(r"\s(OR|AND|WITH)\s", re.IGNORECASE)
+MAX_NESTING = 100  # components nest (assemblies); a deeper tree is a malicious or broken document
+
+
+def parse_cyclonedx(data: bytes) -> SbomDocument:
+    """Read a CycloneDX JSON BOM (1.4-1.6): every component, nested ones included, in document order."""
+    bom = _object(parse_json(data), "$")
+    if bom.get("bomFormat") != "CycloneDX":
+        raise EvidenceParseError(
+            f"bomFormat is {bom.get('bomFormat')!r}, not 'CycloneDX'; check that the right file was uploaded "
+            "as type cyclonedx (CycloneDX XML is not accepted: export JSON)",
+            location="bomFormat",
+        )
+    metadata = _object(bom.get("metadata") or {}, "metadata")
+    subject = _object(metadata.get("component") or {}, "metadata.component")
+    components: list[SbomComponent] = []
+    _collect_cyclonedx(_array(bom.get("components"), "components"), path="components", into=components, depth=0)
+    return SbomDocument(
+        format="cyclonedx",
+        spec_version=_text(bom.get("specVersion"), "specVersion"),
+        components=components,
+        subject_name=_text(subject.get("name"), "metadata.component.name"),
+        created_at=parse_timestamp(metadata.get("timestamp")),
+        serial=_text(bom.get("serialNumber"), "serialNumber"),
+        tools=_cyclonedx_tools(metadata.get("tools"), "metadata.tools"),
+    )
+
+
+def _collect_cyclonedx(items: list[Any], *, path: str, into: list[SbomComponent], depth: int) -> None:
+    if depth > MAX_NESTING:
+        raise EvidenceParseError(f"components nest more than {MAX_NESTING} levels deep", location=path)
+    for index, item in enumerate(items):
+        item_path = f"{path}[{index}]"
+        component = _object(item, item_path)
+        name = component.get("name")
+        if not isinstance(name, str) or not name:
+            raise EvidenceParseError("every CycloneDX component needs a name", location=f"{item_path}.name")
+        into.append(
+            SbomComponent(
+                name=clean_text(name, limit=TEXT_LIMIT),
+                version=_text(component.get("version"), f"{item_path}.version"),
+                purl=_text(component.get("purl"), f"{item_path}.purl"),
+                license_expression=_cyclonedx_license(component.get("licenses"), f"{item_path}.licenses"),
+                hashes=_cyclonedx_hashes(component.get("hashes"), f"{item_path}.hashes"),
+                bom_ref=_text(component.get("bom-ref"), f"{item_path}.bom-ref"),
+                kind=_text(component.get("type"), f"{item_path}.type"),
+                group=_text(component.get("group"), f"{item_path}.group"),
+            )
+        )
+        nested = _array(component.get("components"), f"{item_path}.components")
+        _collect_cyclonedx(nested, path=f"{item_path}.components", into=into, depth=depth + 1)
+
+
+def _cyclonedx_license(value: Any, path: str) -> str:
+    """One SPDX expression for a component's `licenses`, several entries joined with AND.
+
+    Identifiers and expressions are the licence. A `name` counts only when there is neither and it is not
+    the label of an attached licence file (cyclonedx-py writes "declared license file: LICENSE" with the
+    text): such labels describe evidence, not which licence applies.
+    """
+    entries = _array(value, path)
+    precise: list[str] = []
+    named: list[str] = []
+    for index, entry in enumerate(entries):
+        entry = _object(entry, f"{path}[{index}]")
+        if isinstance(entry.get("expression"), str) and entry["expression"].strip():
+            precise.append(entry["expression"].strip())
+            continue
+        licence = entry.get("license")
+        if not isinstance(licence, dict):
+            continue  # an odd licence entry must never block the evidence
+        if isinstance(licence.get("id"), str) and licence["id"].strip():
+            precise.append(licence["id"].strip())
+        elif isinstance(licence.get("name"), str) and licence["name"].strip() and "text" not in licence:
+            named.append(licence["name"].strip())
+    return combine_licenses(precise or named)
+
+
+def _cyclonedx_hashes(value: Any, path: str) -> tuple[tuple[str, str], ...]:
+    hashes = []
+    for index, entry in enumerate(_array(value, path)):
+        entry = _object(entry, f"{path}[{index}]")
+        algorithm, content = entry.get("alg"), entry.get("content")
+        if not isinstance(algorithm, str) or not isinstance(content, str):
+            raise EvidenceParseError("a hash needs a string 'alg' and 'content'", location=f"{path}[{index}]")
+        hashes.append((normalise_hash_algorithm(algorithm), clean_text(content.strip().lower(), limit=TEXT_LIMIT)))
+    return tuple(hashes)
+
+
+def _cyclonedx_tools(value: Any, path: str) -> tuple[str, ...]:
+    """Tool names from 1.4's array of tools or 1.5+'s object of components and services."""
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        listed = [*_array(value.get("components"), f"{path}.components"), *_array(value.get("services"), path)]
+    else:
+        listed = _array(value, path)
+    names = []
+    for tool in listed:
+        if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+            version = tool.get("version") if isinstance(tool.get("version"), str) else ""
+            names.append(clean_text(f"{tool['name']} {version}".strip(), limit=TEXT_LIMIT))
+    return tuple(names)
+
+
+def parse_spdx(data: bytes) -> SbomDocument:
+    """Read an SPDX 2.3 JSON document, or an SPDX 3.0 JSON-LD one (detected by its @graph)."""
+    document = _object(parse_json(data), "$")
+    if "@graph" in document or "@context" in document:
+        return _parse_spdx3(document)
+    version = document.get("spdxVersion")
+    if not isinstance(version, str) or not version.startswith("SPDX-2."):
+        raise EvidenceParseError(
+            f"spdxVersion is {version!r}; SPDX 2.x JSON ('SPDX-2.3') or SPDX 3 JSON-LD is expected — check "
+            "that the right file was uploaded as type spdx (tag-value and RDF are not accepted: export JSON)",
+            location="spdxVersion",
+        )
+    creation = _object(document.get("creationInfo") or {}, "creationInfo")
+    components: list[SbomComponent] = []
+    names_by_id: dict[str, str] = {}
+    for index, item in enumerate(_array(document.get("packages"), "packages")):
+        package = _spdx2_package(item, f"packages[{index}]")
+        names_by_id[package.bom_ref] = package.name
+        components.append(package)
+    described = [
+        _text(ref, "documentDescribes") for ref in _array(document.get("documentDescribes"), "documentDescribes")
+    ]
+    for relationship in _array(document.get("relationships"), "relationships"):
+        if (
+            isinstance(relationship, dict)
+            and relationship.get("relationshipType") == "DESCRIBES"
+            and relationship.get("spdxElementId") == "SPDXRef-DOCUMENT"
+            and isinstance(relationship.get("relatedSpdxElement"), str)
+        ):
+            described.append(relationship["relatedSpdxElement"])
+    subject = next((names_by_id[ref] for ref in described if ref in names_by_id), "")
+    return SbomDocument(
+        format="spdx",
+        spec_version=clean_text(version.removeprefix("SPDX-"), limit=TEXT_LIMIT),
+        components=components,
+        subject_name=subject or _text(document.get("name"), "name"),
+        created_at=parse_timestamp(creation.get("created")),
+        serial=_text(document.get("documentNamespace"), "documentNamespace"),
+        tools=tuple(
+            clean_text(creator.removeprefix("Tool:").strip(), limit=TEXT_LIMIT)
+            for creator in _array(creation.get("creators"), "creationInfo.creators")
+            if isinstance(creator, str) and creator.startswith("Tool:")
+        ),
+    )
+
+
+def _spdx2_package(item: Any, path: str) -> SbomComponent:
+    package = _object(item, path)
+    name = package.get("name")
+    if not isinstance(name, str) or not name:
+        raise EvidenceParseError("every SPDX package needs a name", location=f"{path}.name")
+    # The concluded licence is the reviewer's finding; the declared one is what the author claims.
+    licence = _text(package.get("licenseConcluded"), f"{path}.licenseConcluded")
+    if licence.strip() in _NO_LICENSE:
+        licence = _text(package.get("licenseDeclared"), f"{path}.licenseDeclared")
+    purl = ""
+    for index, ref in enumerate(_array(package.get("externalRefs"), f"{path}.externalRefs")):
+        ref = _object(ref, f"{path}.externalRefs[{index}]")
+        if ref.get("referenceType") == "purl" and isinstance(ref.get("referenceLocator"), str):
+            purl = clean_text(ref["referenceLocator"], limit=TEXT_LIMIT)
+            break
+    hashes = []
+    for index, checksum in enumerate(_array(package.get("checksums"), f"{path}.checksums")):
+        checksum = _object(checksum, f"{path}.checksums[{index}]")
+        algorithm, value = checksum.get("algorithm"), checksum.get("checksumValue")
+        if not isinstance(algorithm, str) or not isinstance(value, str):
+            raise EvidenceParseError(
+                "a checksum needs a string 'algorithm' and 'checksumValue'", location=f"{path}.checksums[{index}]"
+            )
+        hashes.append((normalise_hash_algorithm(algorithm), clean_text(value.strip().lower(), limit=TEXT_LIMIT)))
+    return SbomComponent(
+        name=clean_text(name, limit=TEXT_LIMIT),
+        version=_text(package.get("versionInfo"), f"{path}.versionInfo"),
+        purl=purl,
+        license_expression=combine_licenses([licence]),
+        hashes=tuple(hashes),
+        bom_ref=_text(package.get("SPDXID"), f"{path}.SPDXID"),
+        kind=_text(package.get("primaryPackagePurpose"), f"{path}.primaryPackagePurpose").lower(),
+    )
+
+
+def _parse_spdx3(document: dict[str, Any]) -> SbomDocument:
+    """SPDX 3.0 JSON-LD: a flat @graph of elements that refer to each other by spdxId or blank-node @id."""
+    graph = document.get("@graph")
+    if not isinstance(graph, list):
+        raise EvidenceParseError("an SPDX 3 JSON-LD document needs a '@graph' array", location="@graph")
+    by_id: dict[str, dict[str, Any]] = {}
+    for index, element in enumerate(graph):
+        element = _object(element, f"@graph[{index}]")
+        identifier = element.get("spdxId") or element.get("@id")
+        if isinstance(identifier, str):
+            by_id[identifier] = element
+    licences: dict[tuple[str, str], str] = {}  # (package id, relationship type) -> expression
+    for element in graph:
+        if element.get("type") != "Relationship":
+            continue
+        kind = element.get("relationshipType")
+        if kind not in ("hasConcludedLicense", "hasDeclaredLicense"):
+            continue
+        target = by_id.get(next(iter(element.get("to") or []), ""), {})
+        expression = target.get("simplelicensing_licenseExpression")
+        if isinstance(element.get("from"), str) and isinstance(expression, str):
+            licences[(element["from"], kind)] = expression
+    document_element = next((e for e in graph if e.get("type") == "SpdxDocument"), {})
+    components = []
+    for index, element in enumerate(graph):
+        if element.get("type") not in ("software_Package", "Package"):
+            continue
+        components.append(_spdx3_package(element, f"@graph[{index}]", licences))
+    names = {c.bom_ref: c.name for c in components}
+    roots = document_element.get("rootElement") or []
+    subject = next((names[root] for root in roots if isinstance(root, str) and root in names), "")
+    creation = by_id.get(document_element.get("creationInfo") or "", {})
+    if isinstance(document_element.get("creationInfo"), dict):
+        creation = document_element["creationInfo"]
+    tools = tuple(
+        clean_text(by_id[ref].get("name"), limit=TEXT_LIMIT)
+        for ref in creation.get("createdUsing") or []
+        if isinstance(ref, str) and ref in by_id
+    )
+    return SbomDocument(
+        format="spdx",
+        spec_version=_text(creation.get("specVersion"), "@graph[CreationInfo].specVersion") or "3",
+        components=components,
+        subject_name=subject or _text(document_element.get("name"), "@graph[SpdxDocument].name"),
+        created_at=parse_timestamp(creation.get("created")),
+        serial=_text(document_element.get("spdxId"), "@graph[SpdxDocument].spdxId"),
+        tools=tools,
+    )
+
+
+def _spdx3_package(element: dict[str, Any], path: str, licences: dict[tuple[str, str], str]) -> SbomComponent:
+    name = element.get("name")
+    if not isinstance(name, str) or not name:
+        raise EvidenceParseError("every SPDX package needs a name", location=f"{path}.name")
+    identifier = _text(element.get("spdxId") or element.get("@id"), f"{path}.spdxId")
+    licence = licences.get((identifier, "hasConcludedLicense"), "")
+    if licence.strip() in _NO_LICENSE:
+        licence = licences.get((identifier, "hasDeclaredLicense"), "")
+    purl = _text(element.get("software_packageUrl"), f"{path}.software_packageUrl")
+    for ref in _array(element.get("externalIdentifier"), f"{path}.externalIdentifier"):
+        if not purl and isinstance(ref, dict) and ref.get("externalIdentifierType") == "packageUrl":
+            purl = clean_text(ref.get("identifier"), limit=TEXT_LIMIT)
+    hashes = []
+    for index, check in enumerate(_array(element.get("verifiedUsing"), f"{path}.verifiedUsing")):
+        # PackageVerificationCode is a digest over the package's files, not of the package: skip it.
+        if isinstance(check, dict) and check.get("type") == "Hash":
+            algorithm, value = check.get("algorithm"), check.get("hashValue")
+            if not isinstance(algorithm, str) or not isinstance(value, str):
+                raise EvidenceParseError(
+                    "a Hash needs a string 'algorithm' and 'hashValue'", location=f"{path}.verifiedUsing[{index}]"
+                )
+            hashes.append((normalise_hash_algorithm(algorithm), clean_text(value.strip().lower(), limit=TEXT_LIMIT)))
+    return SbomComponent(
+        name=clean_text(name, limit=TEXT_LIMIT),
+        version=_text(element.get("software_packageVersion"), f"{path}.software_packageVersion"),
+        purl=purl,
+        license_expression=combine_licenses([licence]),
+        hashes=tuple(hashes),
+        bom_ref=identifier,
+        kind=_text(element.get("software_primaryPurpose"), f"{path}.software_primaryPurpose").lower(),
+    )
+
+
+def combine_licenses(parts: list[str]) -> str:
+    """Join licence texts with AND and normalise to SPDX ids where possible; keep the raw text otherwise."""
+    kept = [part.strip() for part in parts if part and part.strip() not in _NO_LICENSE]
+    if not kept:
+        return ""
+    unique = list(dict.fromkeys(kept))
+    # AND binds tighter than OR, so an expression with OR must be bracketed before it is ANDed with others.
+    joined = " AND ".join(f"({part})" if _OPERATOR.search(part) and len(unique) > 1 else part for part in unique)
+    return clean_text(normalise_license_expression(joined), limit=LICENSE_LIMIT)
+
+
+def normalise_license_expression(text: str) -> str:
+    """The SPDX-normalised form of an expression ("mit" → "MIT", "GPL-2.0+" → "GPL-2.0-or-later"), else text."""
+    try:
+        parsed = _spdx_licensing().parse(text, validate=True, strict=False)
+    except Exception:  # license-expression raises assorted error types on odd text; never block on a licence
+        return text
+    return text if parsed is None else str(parsed.render())
+
+
+@functools.cache
+def _spdx_licensing():
+    # Loading the SPDX licence index takes a moment; do it once per process, on first use.
+    from license_expression import get_spdx_licensing
+
+    return get_spdx_licensing()
+
+
+def normalise_hash_algorithm(name: str) -> str:
+    """One spelling for algorithms across formats: SPDX "SHA256" and CycloneDX "SHA-256" both become "SHA-256"."""
+    upper = name.strip().upper().replace("_", "-")
+    return _SHA_WITHOUT_DASH.sub(r"SHA-\1", upper)
+
+
+def _text(value: Any, path: str) -> str:
+    """An optional string field, NUL-free; numbers are accepted as text (some tools write 1.0 unquoted)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise EvidenceParseError("expected a string", location=path)
+    return clean_text(value, limit=TEXT_LIMIT)
+
+
+def _object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise EvidenceParseError("expected a JSON object", location=path)
+    return value
+
+
+def _array(value: Any, path: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise EvidenceParseError("expected a JSON array", location=path)
+    return value
