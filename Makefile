@@ -13,6 +13,7 @@ TEST_ENV := CUSTODY_DEBUG=0 \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/5} \
 	CUSTODY_TASKS_EAGER=1 \
 	CUSTODY_SECURE_COOKIES=0 \
+	CUSTODY_STATIC_STORAGE=django.contrib.staticfiles.storage.StaticFilesStorage \
 	CUSTODY_VAR_DIR=$(CURDIR)/var/test \
 	CUSTODY_SIGNING_KEY_AUTOCREATE=1 \
 	CUSTODY_PASSWORD_HASHERS=django.contrib.auth.hashers.MD5PasswordHasher \
@@ -51,7 +52,7 @@ run: $(STAMP)
 
 ## The whole suite against PostgreSQL and Redis, browsers included. Exit 5 (no tests collected) fails.
 test: $(STAMP) system-packages
-	mkdir -p var/test
+	mkdir -p var/test staticfiles
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$status
 
@@ -61,7 +62,7 @@ lint: $(STAMP)
 
 ## Benchmarks: each measures its floor in the same run and reports the ratio (docs/benchmarks.md).
 bench: $(STAMP)
-	mkdir -p var/test
+	mkdir -p var/test staticfiles
 	$(TEST_ENV) $(PY) -m benchmarks
 
 ## Re-pin every dependency with hashes after editing requirements/*.in.

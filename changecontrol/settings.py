@@ -41,8 +41,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "changecontrol.middleware.RequestContextMiddleware",
-    "changecontrol.middleware.IdleSessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "changecontrol.middleware.IdleSessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -117,10 +117,15 @@ STATIC_ROOT = Path(env_str("CUSTODY_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 MEDIA_ROOT = Path(env_str("CUSTODY_MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": env_str("CUSTODY_EVIDENCE_STORAGE", "django.core.files.storage.FileSystemStorage")},
+    # Production serves hashed, compressed files collected by `collectstatic`; development and tests serve
+    # the source files as they are.
     "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": env_str(
+            "CUSTODY_STATIC_STORAGE",
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        )
     },
 }
 
@@ -182,6 +187,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # `?format=csv` is ours (audit exports), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Custody API",
