@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "changecontrol",
     "evidence",
     "approvals",
+    "alerts",
 ]
 
 MIDDLEWARE = [

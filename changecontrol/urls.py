@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("changecontrol.items_page_urls")),
     path("", include("evidence.page_urls")),
     path("", include("approvals.page_urls")),
+    path("", include("alerts.page_urls")),
 ]
