@@ -20,12 +20,28 @@ class Build(models.Model):
     branch = models.CharField(max_length=200, blank=True)
     ci_system = models.CharField(max_length=40, blank=True)
     ci_build_number = models.CharField(max_length=60, blank=True)
-    builder_identity = models.CharField(max_length=300, blank=True, help_text="Who or what built it (CI workflow identity).")
+    builder_identity = models.CharField(
+        max_length=300, blank=True, help_text="Who or what built it (CI workflow identity)."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     parameters = models.JSONField(default=dict, blank=True)
     registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+
+    class PullState(models.TextChoices):
+        NONE = "none", "Not pulled"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying after an error"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    # Pulling evidence from the CI provider (issue 3, item 7): its state is shown on the build page.
+    pull_state = models.CharField(max_length=10, choices=PullState.choices, default=PullState.NONE)
+    pull_attempts = models.PositiveSmallIntegerField(default=0)
+    pull_detail = models.TextField(blank=True, help_text="What the last pull fetched, or why it failed.")
+    pulled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -33,14 +49,18 @@ class Build(models.Model):
             # Registration is idempotent on product + pipeline URL (DESIGN §7).
             models.UniqueConstraint(fields=["product", "pipeline_url"], name="%(app_label)s_%(class)s_unique_pipeline"),
             models.UniqueConstraint(fields=["product", "number"], name="%(app_label)s_%(class)s_unique_number"),
+            models.CheckConstraint(
+                condition=Q(pull_state__in=["none", "queued", "running", "retrying", "done", "failed"]),
+                name="%(app_label)s_%(class)s_pull_state_valid",
+            ),
         ]
+
+    def __str__(self) -> str:
+        return self.human_id
 
     @property
     def human_id(self) -> str:
         return f"{self.product.key}-b{self.number}"
-
-    def __str__(self) -> str:
-        return self.human_id
 
 
 class BuildCommit(models.Model):
@@ -76,7 +96,9 @@ class Artifact(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(digest__regex=r"^sha256:[0-9a-f]{64}$"), name="%(app_label)s_%(class)s_digest_format"),
+            models.CheckConstraint(
+                condition=Q(digest__regex=r"^sha256:[0-9a-f]{64}$"), name="%(app_label)s_%(class)s_digest_format"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -164,12 +186,18 @@ class Evidence(models.Model):
         ordering = ["-id"]
         constraints = [
             # The same bytes for the same artifact and type are one evidence (re-upload returns it).
-            models.UniqueConstraint(fields=["artifact", "evidence_type", "sha256"], name="%(app_label)s_%(class)s_unique_content"),
+            models.UniqueConstraint(
+                fields=["artifact", "evidence_type", "sha256"], name="%(app_label)s_%(class)s_unique_content"
+            ),
             models.CheckConstraint(
-                condition=Q(state__in=["pending", "processing", "parsed", "rejected", "failed"]), name="%(app_label)s_%(class)s_state_valid"
+                condition=Q(state__in=["pending", "processing", "parsed", "rejected", "failed"]),
+                name="%(app_label)s_%(class)s_state_valid",
             ),
         ]
         indexes = [models.Index(fields=["artifact", "evidence_type", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.human_id} {self.get_evidence_type_display()}"
 
     @property
     def human_id(self) -> str:
@@ -178,9 +206,6 @@ class Evidence(models.Model):
     def counts_as_evidence(self) -> bool:
         """Invalid and mismatched evidence is kept but never counts (DESIGN §6)."""
         return self.state == self.State.PARSED and self.verdict in (self.Verdict.SIGNED, self.Verdict.UNSIGNED)
-
-    def __str__(self) -> str:
-        return f"{self.human_id} {self.get_evidence_type_display()}"
 
 
 class TestResult(models.Model):
@@ -207,6 +232,9 @@ class TestResult(models.Model):
         ordering = ["id"]
         indexes = [models.Index(fields=["artifact", "status"])]
 
+    def __str__(self) -> str:
+        return f"{self.classname} {self.name}: {self.status}"
+
 
 class CoverageFile(models.Model):
     """Line and branch coverage of one source file, from a coverage report."""
@@ -218,6 +246,9 @@ class CoverageFile(models.Model):
     lines_covered = models.PositiveIntegerField()
     branches_valid = models.PositiveIntegerField(null=True, blank=True)
     branches_covered = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.lines_covered}/{self.lines_valid}"
 
 
 class StaticFinding(models.Model):
@@ -235,6 +266,9 @@ class StaticFinding(models.Model):
     fingerprint = models.CharField(max_length=200, blank=True)
     suppressed = models.BooleanField(default=False)
 
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.path}:{self.start_line or ''}"
+
 
 class SbomComponent(models.Model):
     """A component listed in an SBOM, with its purl and SPDX licence expression."""
@@ -251,6 +285,9 @@ class SbomComponent(models.Model):
     class Meta:
         indexes = [models.Index(fields=["artifact"])]
 
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
 
 class VexStatement(models.Model):
     """A VEX statement (OpenVEX / CycloneDX VEX); it suppresses only when its evidence is signed."""
@@ -263,6 +300,9 @@ class VexStatement(models.Model):
     status = models.CharField(max_length=30)
     justification = models.CharField(max_length=200, blank=True)
     impact_statement = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.vuln_id} {self.status}"
 
 
 class Vulnerability(models.Model):
@@ -280,10 +320,15 @@ class Vulnerability(models.Model):
     fix_state = models.CharField(max_length=20, blank=True)
     fixed_versions = models.JSONField(default=list, blank=True)
     title = models.TextField(blank=True)
-    suppressed_by = models.ForeignKey(VexStatement, on_delete=models.PROTECT, null=True, blank=True, related_name="suppresses")
+    suppressed_by = models.ForeignKey(
+        VexStatement, on_delete=models.PROTECT, null=True, blank=True, related_name="suppresses"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["artifact", "severity"])]
+
+    def __str__(self) -> str:
+        return f"{self.vuln_id} {self.package_name} {self.package_version} ({self.severity})"
 
 
 class Provenance(models.Model):
@@ -297,3 +342,35 @@ class Provenance(models.Model):
     source_commit = models.CharField(max_length=64, blank=True)
     invocation_id = models.CharField(max_length=500, blank=True)
     predicate_type = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.builder_id} @ {self.source_commit[:12]}"
+
+
+class ProviderCredential(models.Model):
+    """A product's API credential for one CI provider, stored encrypted (Fernet), used to pull evidence."""
+
+    class Provider(models.TextChoices):
+        GITHUB = "github", "GitHub Actions"
+        GITLAB = "gitlab", "GitLab CI"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="provider_credentials")
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    base_url = models.URLField(
+        max_length=300, help_text="API base, e.g. https://api.github.com or https://gitlab.com/api/v4."
+    )
+    secret_encrypted = models.TextField(help_text="The token, Fernet-encrypted; never shown again.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["product", "provider"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "provider"], name="%(app_label)s_%(class)s_one_per_provider"),
+            models.CheckConstraint(
+                condition=Q(provider__in=["github", "gitlab"]), name="%(app_label)s_%(class)s_provider_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.key} {self.get_provider_display()}"

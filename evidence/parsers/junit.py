@@ -18,7 +18,8 @@ from evidence.parsers.base import (
 from evidence.parsers.results import TestCaseResult, TestReport
 
 # DESIGN §2: tests link to requirements by a `requirement` property or by the ID in the test's name.
-REQUIREMENT_IN_NAME = re.compile(r"\bREQ-\d+\b")
+# Not \b: pytest names such as `test_alarm[REQ-017]` or `test_REQ-017_x` put `_` (a word character) before it.
+REQUIREMENT_IN_NAME = re.compile(r"(?<![A-Za-z0-9])REQ-\d+(?!\d)")
 REQUIREMENT_PROPERTY_NAMES = frozenset({"requirement", "requirements"})
 MESSAGE_LIMIT = 4000  # enough for the assertion and the top of a stack trace; the raw report is kept anyway
 NAME_LIMIT = 1000

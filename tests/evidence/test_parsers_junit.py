@@ -1,14 +1,11 @@
 """JUnit XML: every real sample, requirement links, odd shapes, a real pytest run, and speed."""
 
-import io
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime
 
 import pytest
-from lxml import etree
 
 from evidence.parsers.base import EvidenceParseError
 from evidence.parsers.junit import parse_junit
@@ -267,24 +264,7 @@ def _large_report(cases: int) -> bytes:
     return b"".join(parts)
 
 
-def test_a_100000_case_report_streams_close_to_bare_lxml_speed():
-    data = _large_report(100_000)
-
-    def bare():
-        for _ in etree.iterparse(io.BytesIO(data)):
-            pass
-
-    def best_of_three(function):
-        timings = []
-        for _ in range(3):
-            started = time.perf_counter()
-            function()
-            timings.append(time.perf_counter() - started)
-        return min(timings)
-
-    report = parse_junit(data)
+def test_a_100000_case_report_parses_completely():
+    # Speed against bare lxml is measured by `make bench` (benchmarks/bench_evidence_ingest.py), not here.
+    report = parse_junit(_large_report(100_000))
     assert (report.total, report.failed) == (100_000, 2_500)
-    ratio = best_of_three(lambda: parse_junit(data)) / best_of_three(bare)
-    # Building 100,000 frozen result objects costs about as much as lxml's own parsing, so ~3x is the
-    # floor on a report this terse; the margin absorbs a noisy CI machine.
-    assert ratio < 5, f"parse_junit took {ratio:.1f}x a bare lxml iterparse"
