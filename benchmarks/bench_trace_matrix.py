@@ -1,0 +1,215 @@
+"""Benchmark: the trace matrix for 5,000 requirements, 1,000 risk controls and 50,000 test results.
+
+Compared in the same run with its floor: one raw SQL aggregate over the same tables (counted test results
+per requirement they name), which is the least any matrix must read. The number of SQL queries is
+counted at two sizes to show it does not grow with the data. Everything is written in one transaction and
+rolled back, so the benchmark leaves the database as it found it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from datetime import timedelta
+
+TARGET_RATIO = 3.0
+TARGET_SECONDS = 1.0
+# The least any matrix must read: every counted test result of the product, grouped by the requirement it names.
+FLOOR_SQL = """
+SELECT upper(req.value), count(*), max(COALESCE(tr.executed_at, ev.uploaded_at)),
+       bool_or(tr.status IN ('failed', 'error'))
+FROM evidence_testresult tr
+JOIN evidence_evidence ev ON ev.id = tr.evidence_id
+CROSS JOIN LATERAL jsonb_array_elements_text(tr.requirement_ids) AS req(value)
+WHERE ev.product_id = %s AND ev.state = 'parsed' AND ev.verdict IN ('signed', 'unsigned')
+GROUP BY 1
+"""
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
+    import django
+    from django.apps import apps
+
+    if not apps.ready:
+        django.setup()
+
+
+def _populate(*, key: str, requirements: int, risk_controls: int, results: int, artifacts: int = 5):
+    from django.utils import timezone
+
+    from changecontrol.models import Product, TraceItem, TraceLink, User
+    from evidence.models import Artifact, Build, BuildCommit, Evidence, TestResult
+
+    now = timezone.now() - timedelta(days=1)
+    user = User.objects.create(username=f"bench-{key}", full_name="Benchmark")
+    product = Product.objects.create(key=key, name=key, safety_class="B", safety_rationale="benchmark")
+
+    def items(prefix, kind, count):
+        return TraceItem.objects.bulk_create(
+            TraceItem(
+                product=product,
+                kind=kind,
+                identifier=f"{prefix}-{n}",
+                title=f"{prefix} {n}",
+                fingerprint="0" * 64,
+                version_created_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            for n in range(1, count + 1)
+        )
+
+    reqs = items("REQ", "requirement", requirements)
+    rcs = items("RC", "risk_control", risk_controls)
+    hazards = items("HAZ", "hazard", max(1, risk_controls // 5))
+    links = [
+        TraceLink(product=product, kind="mitigates", source=rc, target=hazards[n % len(hazards)], created_by=user)
+        for n, rc in enumerate(rcs)
+    ]
+    links += [
+        TraceLink(
+            product=product,
+            kind="implements",
+            source=rcs[n % len(rcs)],
+            target=req,
+            created_by=user,
+            suspect=n % 97 == 0,
+            suspect_since=now if n % 97 == 0 else None,
+        )
+        for n, req in enumerate(reqs)
+    ]
+    TraceLink.objects.bulk_create(links)
+    per_artifact = results // artifacts
+    for a in range(artifacts):
+        build = Build.objects.create(
+            product=product,
+            number=a + 1,
+            pipeline_url=f"https://ci.example/{key}/{a}",
+            commit=f"{a:040x}",
+            registered_by=user,
+        )
+        BuildCommit.objects.bulk_create(
+            BuildCommit(
+                build=build,
+                sha=hashlib.sha256(f"{key}{a}{n}".encode()).hexdigest()[:40],
+                position=n,
+                message=f"REQ-{(a * 100 + n) % requirements + 1}: change (CR-{n})",
+            )
+            for n in range(100)
+        )
+        digest = "sha256:" + hashlib.sha256(f"{key}-{a}".encode()).hexdigest()
+        artifact = Artifact.objects.create(product=product, build=build, digest=digest, name=key, registered_by=user)
+        evidence = Evidence.objects.create(
+            product=product,
+            artifact=artifact,
+            evidence_type="junit",
+            sha256=digest[7:],
+            size=1,
+            storage_name=digest,
+            state="parsed",
+            verdict="unsigned",
+            uploaded_by=user,
+            uploaded_at=now + timedelta(hours=1 + a),
+        )
+        TestResult.objects.bulk_create(
+            (
+                TestResult(
+                    evidence=evidence,
+                    artifact=artifact,
+                    classname="tests.bench",
+                    name=f"test_{n}",
+                    status="failed" if n % 53 == 0 else ("skipped" if n % 31 == 0 else "passed"),
+                    requirement_ids=[f"REQ-{n % (requirements + requirements // 50) + 1}"],
+                )
+                for n in range(per_artifact)
+            ),
+            batch_size=5000,
+        )
+    return product
+
+
+def _best_of(function, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _measure() -> list[dict]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from evidence.trace import trace_matrix
+
+    small = _populate(key="bench-small", requirements=500, risk_controls=100, results=5_000)
+    large = _populate(key="bench-large", requirements=5_000, risk_controls=1_000, results=50_000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    with CaptureQueriesContext(connection) as small_queries:
+        trace_matrix(product=small)
+    with CaptureQueriesContext(connection) as large_queries:
+        matrix = trace_matrix(product=large)
+    assert len(matrix["rows"]) == 5_000
+
+    def floor():
+        with connection.cursor() as cursor:
+            # The same planner setting the matrix uses (JIT off), so the floor is as fast as it can be.
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(FLOOR_SQL, [large.pk])
+            cursor.fetchall()
+
+    floor_s = _best_of(floor)
+    measured_s = _best_of(lambda: trace_matrix(product=large))
+    ratio = measured_s / floor_s if floor_s else float("inf")
+    return [
+        {
+            "name": "trace matrix: 5,000 requirements, 1,000 risk controls, 50,000 test results",
+            "measured_s": round(measured_s, 4),
+            "floor_s": round(floor_s, 4),
+            "ratio": round(ratio, 2),
+            "target": f"ratio <= {TARGET_RATIO:g} and measured < {TARGET_SECONDS:g} s",
+            "met": ratio <= TARGET_RATIO and measured_s < TARGET_SECONDS,
+            "queries_at_500_requirements": len(small_queries.captured_queries),
+            "queries_at_5000_requirements": len(large_queries.captured_queries),
+            "queries_independent_of_size": len(small_queries.captured_queries) == len(large_queries.captured_queries),
+        }
+    ]
+
+
+def run() -> list[dict]:
+    """Rows `{name, measured_s, floor_s, ratio, target}` (plus query counts); the data is rolled back."""
+    _django()
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        return [
+            {
+                "name": "trace matrix",
+                "measured_s": None,
+                "floor_s": None,
+                "ratio": None,
+                "target": "needs PostgreSQL (the floor is a PostgreSQL aggregate)",
+                "met": False,
+            }
+        ]
+    with transaction.atomic():
+        rows = _measure()
+        transaction.set_rollback(True)
+    return rows
+
+
+if __name__ == "__main__":
+    _django()
+    from django.test.utils import setup_databases, teardown_databases
+
+    # Run against a throwaway test database so a developer's data is never touched.
+    config = setup_databases(verbosity=0, interactive=False)
+    try:
+        for row in run():
+            print(row)
+    finally:
+        teardown_databases(config, verbosity=0)
