@@ -156,7 +156,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "changecontrol.tasks.audit_checkpoint",
         "schedule": env_int("CUSTODY_AUDIT_CHECKPOINT_MINUTES", 60, minimum=1) * 60,
     },
+    # Re-queue alert deliveries whose retry is overdue (a lost broker message must not lose an alert).
+    "alerts-redeliver-due": {"task": "alerts.tasks.redeliver_due", "schedule": 60},
 }
+# Webhook retry backoff in seconds, one entry per retry; after CUSTODY_ALERT_MAX_ATTEMPTS a delivery is dead.
+CUSTODY_ALERT_BACKOFF_SECONDS = [int(s) for s in env_list("CUSTODY_ALERT_BACKOFF_SECONDS", ["30", "120", "600", "3600", "21600"])]
+CUSTODY_ALERT_MAX_ATTEMPTS = env_int("CUSTODY_ALERT_MAX_ATTEMPTS", 6, minimum=1)
 
 CACHES = {
     "default": (
