@@ -78,6 +78,8 @@ MAX_HOURS = 24 * 365
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # SPDX allows custom identifiers of this shape (SPDX 2.3 §10.1); the licence list cannot know them.
 _LICENSE_REF = re.compile(r"^(DocumentRef-[A-Za-z0-9.-]+:)?LicenseRef-[A-Za-z0-9.-]+$")
+# The characters of an SPDX short identifier (`GPL-2.0+` included); anything else is not worth asking about.
+_SPDX_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]*$")
 _STANDARD_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map")
 )
@@ -105,9 +107,7 @@ class PolicyInvalid(Exception):
 
     def __init__(self, errors: list[PolicyError]) -> None:
         self.errors = sorted(errors, key=lambda error: (error.line, error.path))
-        count = len(self.errors)
-        heading = f"the policy is invalid ({count} error{'s' if count != 1 else ''}):"
-        super().__init__("\n".join([heading, *(str(error) for error in self.errors)]))
+        super().__init__("\n".join(str(error) for error in self.errors))
 
 
 class RiskAnswersInvalid(Exception):
@@ -1039,8 +1039,13 @@ def _spdx_ids(checker: _Checker, path: str, value: Any) -> tuple[str, ...] | Non
         if _LICENSE_REF.match(identifier):
             normalised = identifier
         else:
-            info = _spdx_licensing().validate(identifier)
-            if info.errors or not info.normalized_expression:
+            try:
+                info = _spdx_licensing().validate(identifier) if _SPDX_ID.match(identifier) else None
+            except Exception:
+                # license-expression can trip over odd input (seen: AttributeError on a backslash); an id it
+                # cannot read is simply not an SPDX id.
+                info = None
+            if info is None or info.errors or not info.normalized_expression:
                 checker.error(
                     entry_path,
                     f"{identifier!r} is not an SPDX licence id (see https://spdx.org/licenses/; "
