@@ -167,24 +167,92 @@ def iter_events(batch_size: int = 5000) -> Iterator[AuditEvent]:
         last_id = batch[-1].pk
 
 
+# The columns event_fields() covers, in the order _iter_rows() reads them (the hash itself comes last).
+_ROW_COLUMNS = (
+    "id", "at", "actor_id", "actor_name", "action", "product_key", "object_type", "object_id", "object_human_id",
+    "object_version", "before", "after", "reason", "request_id", "client_address", "via_token", "previous_hash",
+)
+
+
+def _iter_rows(batch_size: int = 10000) -> Iterator[tuple]:
+    """Events as plain tuples, keyset-paginated: verifying 100,000 events must not build 100,000 models."""
+    if connection.vendor == "postgresql":
+        yield from _iter_rows_postgresql(batch_size)
+        return
+    last_id = 0
+    queryset = AuditEvent.objects.order_by("pk").values_list(*_ROW_COLUMNS, "hash")
+    while True:
+        batch = list(queryset.filter(pk__gt=last_id)[:batch_size])
+        if not batch:
+            return
+        for row in batch:
+            yield (row[0], row[1].astimezone(UTC).isoformat(timespec="microseconds"), *row[2:])
+        last_id = batch[-1][0]
+
+
+# PostgreSQL formats the timestamp exactly as event_fields() does (UTC, microseconds, "+00:00") and hands
+# the JSON columns over as text: the verifier then skips the ORM's per-value converters (3× faster).
+_POSTGRES_ROWS = """
+    SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), actor_id, actor_name, action,
+           product_key, object_type, object_id, object_human_id, object_version, before::text, after::text, reason,
+           request_id, client_address, via_token, previous_hash, hash
+    FROM changecontrol_auditevent WHERE id > %s ORDER BY id LIMIT %s
+"""
+
+
+def _iter_rows_postgresql(batch_size: int) -> Iterator[tuple]:
+    loads = json.loads
+    last_id = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(_POSTGRES_ROWS, [last_id, batch_size])
+            batch = cursor.fetchall()
+        if not batch:
+            return
+        for row in batch:
+            before, after = row[10], row[11]
+            yield (
+                *row[:10],
+                None if before is None else loads(before),
+                None if after is None else loads(after),
+                *row[12:],
+            )
+        last_id = batch[-1][0]
+
+
+def _rows_as_fields(rows: Iterator[tuple]) -> Iterator[tuple[dict[str, Any], str]]:
+    """(the same dict event_fields() builds, stored hash) for each row."""
+    columns = _ROW_COLUMNS
+    for row in rows:
+        yield dict(zip(columns, row[:-1], strict=True)), row[-1]
+
+
 def verify_chain(events: Iterator[AuditEvent] | None = None) -> ChainReport:
     """Walk the chain in order; name the first event whose hash, link or position is wrong."""
+    if events is not None:
+        pairs = ((event_fields(event), event.hash) for event in events)
+    else:
+        pairs = _rows_as_fields(_iter_rows())
     previous_hash = GENESIS_HASH
     expected_id = 1
     count = 0
-    for event in events if events is not None else iter_events():
-        if event.pk != expected_id:
-            return ChainReport(count, event.pk, f"event #{expected_id} is missing (next present is #{event.pk})")
-        if event.previous_hash != previous_hash:
-            return ChainReport(count, event.pk, f"event #{event.pk} does not link to the event before it")
-        if compute_hash(event) != event.hash:
-            return ChainReport(count, event.pk, f"event #{event.pk} ({event.action}) was altered: its hash does not match")
-        previous_hash = event.hash
+    sha256 = hashlib.sha256
+    for fields, stored_hash in pairs:
+        event_id = fields["id"]
+        if event_id != expected_id:
+            return ChainReport(count, event_id, f"event #{expected_id} is missing (next present is #{event_id})")
+        if fields["previous_hash"] != previous_hash:
+            return ChainReport(count, event_id, f"event #{event_id} does not link to the event before it")
+        if sha256(canonical_bytes(fields)).hexdigest() != stored_hash:
+            problem = f"event #{event_id} ({fields['action']}) was altered: its hash does not match"
+            return ChainReport(count, event_id, problem)
+        previous_hash = stored_hash
         expected_id += 1
         count += 1
     head = AuditChainHead.objects.filter(singleton=True).first()
     if head is not None and head.last_event_id != count:
-        return ChainReport(count, count + 1, f"events after #{count} are missing (the head records #{head.last_event_id})")
+        problem = f"events after #{count} are missing (the head records #{head.last_event_id})"
+        return ChainReport(count, count + 1, problem)
     checkpoint_problem = _verify_latest_checkpoint(count)
     if checkpoint_problem:
         return ChainReport(count, checkpoint_problem[0], checkpoint_problem[1])

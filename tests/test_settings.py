@@ -1,0 +1,58 @@
+"""Production settings refuse to start without their secrets, naming every one that is missing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_django(**overrides) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CUSTODY_DEBUG")}
+    env["DJANGO_SETTINGS_MODULE"] = "changecontrol.settings"
+    env.update(overrides)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_refuses_to_start_without_secret_key_database_url_and_redis_url():
+    result = start_django(CUSTODY_DEBUG="0")
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last_line
+    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+        assert name in last_line
+
+
+def test_production_names_only_what_is_missing():
+    result = start_django(CUSTODY_DEBUG="0", SECRET_KEY="s" * 50, DATABASE_URL="postgres://postgres@127.0.0.1:5432/x")
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "REDIS_URL" in last_line and "SECRET_KEY" not in last_line and "DATABASE_URL" not in last_line
+
+
+def test_debug_off_is_the_default():
+    result = start_django()
+    assert result.returncode != 0 and "DEBUG off" in result.stderr
+
+
+def test_production_starts_when_its_secrets_are_given():
+    result = start_django(
+        CUSTODY_DEBUG="0",
+        SECRET_KEY="s" * 50,
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/x",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_malformed_setting_is_named():
+    result = start_django(CUSTODY_DEBUG="maybe")
+    assert result.returncode != 0 and "CUSTODY_DEBUG must be true or false" in result.stderr
