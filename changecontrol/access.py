@@ -29,7 +29,9 @@ def visible_products(user: User, token: ApiToken | None = None) -> QuerySet[Prod
     return Product.objects.filter(id__in=visible_product_ids(user, token))
 
 
-def get_visible_or_404(queryset: QuerySet, *, user: User, token: ApiToken | None = None, product_field: str = "product", **lookup) -> Model:
+def get_visible_or_404(
+    queryset: QuerySet, *, user: User, token: ApiToken | None = None, product_field: str = "product", **lookup
+) -> Model:
     """Fetch one record of a product the caller may see; anything else is 404."""
     ids = visible_product_ids(user, token)
     filter_key = "id__in" if product_field == "" else f"{product_field}__in"

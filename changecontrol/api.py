@@ -27,8 +27,19 @@ class SignatureOutput(serializers.ModelSerializer):
     class Meta:
         model = Signature
         fields = [
-            "id", "signer", "printed_name", "signed_at", "meaning", "role", "comment", "content_sha256",
-            "manifestation", "valid", "expires_at", "invalidated_at", "invalidated_reason",
+            "id",
+            "signer",
+            "printed_name",
+            "signed_at",
+            "meaning",
+            "role",
+            "comment",
+            "content_sha256",
+            "manifestation",
+            "valid",
+            "expires_at",
+            "invalidated_at",
+            "invalidated_reason",
         ]
 
     def get_valid(self, signature) -> bool:
@@ -48,10 +59,32 @@ class ChangeRequestOutput(serializers.ModelSerializer):
     class Meta:
         model = ChangeRequest
         fields = [
-            "id", "product", "title", "why", "what_changes", "affected_items", "kind", "type",
-            "verification_plan", "rollback_plan", "requester", "state", "risk_answers", "risk_score", "tier",
-            "policy_version", "content_version", "created_at", "updated_at", "submitted_at", "decided_at",
-            "approved_automatically", "rejection_reason", "approval", "signatures", "url",
+            "id",
+            "product",
+            "title",
+            "why",
+            "what_changes",
+            "affected_items",
+            "kind",
+            "type",
+            "verification_plan",
+            "rollback_plan",
+            "requester",
+            "state",
+            "risk_answers",
+            "risk_score",
+            "tier",
+            "policy_version",
+            "content_version",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "decided_at",
+            "approved_automatically",
+            "rejection_reason",
+            "approval",
+            "signatures",
+            "url",
         ]
 
     def get_approval(self, change_request) -> dict:
@@ -124,7 +157,9 @@ class ChangeRequestListCreateApi(APIView):
         data = _valid(ChangeRequestInput, request.data)
         data.pop("reason", None)
         risk_answers = data.pop("risk_answers", None)
-        change_request = services.change_request_create(product=product, requester=request.user, risk_answers=risk_answers, **data)
+        change_request = services.change_request_create(
+            product=product, requester=request.user, risk_answers=risk_answers, **data
+        )
         return Response(ChangeRequestOutput(change_request).data, status=status.HTTP_201_CREATED)
 
 
@@ -167,7 +202,9 @@ class ChangeRequestWithdrawApi(APIView):
         change_request = change_request_for(request, change_request_id)
         require_person(request, scope="changes:write")
         data = _valid(ReasonInput, request.data)
-        change_request = services.change_request_withdraw(change_request=change_request, actor=request.user, reason=data["reason"])
+        change_request = services.change_request_withdraw(
+            change_request=change_request, actor=request.user, reason=data["reason"]
+        )
         return Response(ChangeRequestOutput(change_request).data)
 
 
@@ -201,7 +238,9 @@ class RiskPreviewApi(APIView):
         answers = request.data.get("answers", {})
         if not isinstance(answers, dict):
             answers = {}
-        return Response(services.risk_preview(product=product, answers={str(k): str(v) for k, v in answers.items() if v}))
+        return Response(
+            services.risk_preview(product=product, answers={str(k): str(v) for k, v in answers.items() if v})
+        )
 
 
 class AuditEventOutput(serializers.Serializer):
@@ -228,7 +267,10 @@ class AuditEventListApi(APIView):
     """Audit events the caller may see, filtered; `?format=csv` downloads CSV."""
 
     @extend_schema(
-        parameters=[OpenApiParameter(n, str, required=False) for n in ("product", "object", "actor", "action", "since", "until", "format")],
+        parameters=[
+            OpenApiParameter(n, str, required=False)
+            for n in ("product", "object", "actor", "action", "since", "until", "format")
+        ],
         responses=AuditEventOutput(many=True),
     )
     def get(self, request):
@@ -243,7 +285,11 @@ class AuditEventListApi(APIView):
             since=_date_param(params.get("since")),
             until=_date_param(params.get("until"), end_of_day=True),
         )
-        limit = min(int(params.get("limit", "1000") or 1000), 100_000) if params.get("limit", "").isdigit() or not params.get("limit") else 1000
+        limit = (
+            min(int(params.get("limit", "1000") or 1000), 100_000)
+            if params.get("limit", "").isdigit() or not params.get("limit")
+            else 1000
+        )
         rows = AuditEventOutput(events[:limit], many=True).data
         if params.get("format") == "csv":
             return audit_csv_response(rows)
@@ -264,7 +310,9 @@ def audit_csv_response(rows) -> HttpResponse:
 def _csv_cell(value):
     import json
 
-    text = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else ("" if value is None else str(value))
+    text = (
+        json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else ("" if value is None else str(value))
+    )
     # Spreadsheet formula injection: a cell starting with = + - @ is prefixed so it is never evaluated.
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 

@@ -38,7 +38,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("the token is unknown or revoked; ask an administrator for a new one")
         # Writes made with a token name it in the audit trail (DESIGN §6).
-        request_context.activate(dataclasses.replace(request_context.current(), via_token=f"{token.name} ({token.prefix})"))
+        request_context.activate(
+            dataclasses.replace(request_context.current(), via_token=f"{token.name} ({token.prefix})")
+        )
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)  # throttled: not on every request

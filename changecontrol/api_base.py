@@ -16,7 +16,9 @@ def token_of(request) -> ApiToken | None:
 
 
 def product_for(request, key: str, *, scope: str | None = None) -> Product:
-    product = get_visible_or_404(Product.objects.all(), user=request.user, token=token_of(request), product_field="", key=key)
+    product = get_visible_or_404(
+        Product.objects.all(), user=request.user, token=token_of(request), product_field="", key=key
+    )
     if scope:
         require_scope(token_of(request), scope)
     return product
@@ -43,5 +45,7 @@ def require_person(request, *, scope: str) -> None:
     """Actions that need a person's judgement: a session, or a person's own token with the scope."""
     token = token_of(request)
     if request.user.is_service_account:
-        raise NotPermitted("this action needs a person: use a session or a personal token, not a service account's token")
+        raise NotPermitted(
+            "this action needs a person: use a session or a personal token, not a service account's token"
+        )
     require_scope(token, scope)

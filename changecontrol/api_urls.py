@@ -11,14 +11,29 @@ urlpatterns = [
     path("keys", api.PublicKeysApi.as_view(), name="api-keys"),
     path("products", api.ProductListApi.as_view(), name="api-products"),
     path("products/<slug:product>", api.ProductDetailApi.as_view(), name="api-product"),
-    path("products/<slug:product>/change-requests", api.ChangeRequestListCreateApi.as_view(), name="api-change-requests"),
+    path(
+        "products/<slug:product>/change-requests", api.ChangeRequestListCreateApi.as_view(), name="api-change-requests"
+    ),
     path("products/<slug:product>/risk-preview", api.RiskPreviewApi.as_view(), name="api-risk-preview"),
     path("change-requests/<str:change_request_id>", api.ChangeRequestDetailApi.as_view(), name="api-change-request"),
-    path("change-requests/<str:change_request_id>/submit", api.ChangeRequestSubmitApi.as_view(), name="api-change-request-submit"),
-    path("change-requests/<str:change_request_id>/withdraw", api.ChangeRequestWithdrawApi.as_view(), name="api-change-request-withdraw"),
-    path("change-requests/<str:change_request_id>/signatures", api.ChangeRequestSignApi.as_view(), name="api-change-request-sign"),
+    path(
+        "change-requests/<str:change_request_id>/submit",
+        api.ChangeRequestSubmitApi.as_view(),
+        name="api-change-request-submit",
+    ),
+    path(
+        "change-requests/<str:change_request_id>/withdraw",
+        api.ChangeRequestWithdrawApi.as_view(),
+        name="api-change-request-withdraw",
+    ),
+    path(
+        "change-requests/<str:change_request_id>/signatures",
+        api.ChangeRequestSignApi.as_view(),
+        name="api-change-request-sign",
+    ),
     path("audit-events", api.AuditEventListApi.as_view(), name="api-audit-events"),
     path("", include("changecontrol.items_urls")),
     path("", include("evidence.api_urls")),
+    path("", include("evidence.export_urls")),
     path("", include("approvals.api_urls")),
 ]

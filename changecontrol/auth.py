@@ -85,6 +85,8 @@ def _alert_lockout(user: User) -> None:
         "Check the audit trail for the attempts, then unlock the account in the administration pages if appropriate."
     )
     mail_admins(subject, body, fail_silently=True)
-    admin_addresses = list(User.objects.filter(is_superuser=True, is_active=True).exclude(email="").values_list("email", flat=True))
+    admin_addresses = list(
+        User.objects.filter(is_superuser=True, is_active=True).exclude(email="").values_list("email", flat=True)
+    )
     if admin_addresses:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, admin_addresses, fail_silently=True)

@@ -16,7 +16,9 @@ def keyring() -> Keyring:
     key_file = Path(settings.CUSTODY_SIGNING_KEY_FILE)
     if settings.CUSTODY_SIGNING_KEY_AUTOCREATE or key_file.exists():
         # Development creates its key on first use; production must be given one (a lost key is a lost identity).
-        private_pem = load_or_create_key_file(key_file) if settings.CUSTODY_SIGNING_KEY_AUTOCREATE else key_file.read_bytes()
+        private_pem = (
+            load_or_create_key_file(key_file) if settings.CUSTODY_SIGNING_KEY_AUTOCREATE else key_file.read_bytes()
+        )
     else:
         raise ImproperlyConfigured(
             f"Custody's signing key file {key_file} does not exist: create one with "

@@ -6,8 +6,8 @@ import time
 import uuid
 
 from django.conf import settings
-from django.contrib.auth import logout
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.shortcuts import redirect
 
 from changecontrol import request_context

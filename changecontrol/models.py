@@ -11,7 +11,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 
-
 class User(AbstractUser):
     """A person or a service account that acts in Custody."""
 
@@ -66,7 +65,9 @@ class Product(models.Model):
         ordering = ["key"]
         permissions = [(f"role_{role}", f"Holds the {label} role") for role, label in Role.choices]
         constraints = [
-            models.CheckConstraint(condition=Q(safety_class__in=["A", "B", "C"]), name="%(app_label)s_%(class)s_safety_class_valid"),
+            models.CheckConstraint(
+                condition=Q(safety_class__in=["A", "B", "C"]), name="%(app_label)s_%(class)s_safety_class_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -194,7 +195,9 @@ class ChangeRequest(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(state__in=["draft", "submitted", "approved", "implemented", "closed", "rejected", "withdrawn"]),
+                condition=Q(
+                    state__in=["draft", "submitted", "approved", "implemented", "closed", "rejected", "withdrawn"]
+                ),
                 name="%(app_label)s_%(class)s_state_valid",
             ),
             models.CheckConstraint(
@@ -202,7 +205,8 @@ class ChangeRequest(models.Model):
                 name="%(app_label)s_%(class)s_kind_valid",
             ),
             models.CheckConstraint(
-                condition=Q(change_type__in=["standard", "normal", "emergency"]), name="%(app_label)s_%(class)s_type_valid"
+                condition=Q(change_type__in=["standard", "normal", "emergency"]),
+                name="%(app_label)s_%(class)s_type_valid",
             ),
             # Submitted and later states always carry a computed tier and its policy version.
             models.CheckConstraint(
@@ -214,12 +218,12 @@ class ChangeRequest(models.Model):
 
     HUMAN_PREFIX = "CR-"
 
-    @property
-    def human_id(self) -> str:
-        return f"CR-{self.pk}"
-
     def __str__(self) -> str:
         return f"{self.human_id} {self.title}"
+
+    @property
+    def human_id(self) -> str:
+        return f"{self.HUMAN_PREFIX}{self.pk}"
 
     def canonical_content(self) -> dict:
         """What a signature on this CR is bound to: editing any of it invalidates the approval."""
@@ -307,7 +311,9 @@ class AuditEvent(models.Model):
     """One append-only, hash-chained record of something that happened (PostgreSQL refuses edits)."""
 
     at = models.DateTimeField()
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     actor_name = models.CharField(max_length=200)
     action = models.CharField(max_length=80)
     product_key = models.CharField(max_length=40, blank=True)
@@ -346,6 +352,9 @@ class AuditChainHead(models.Model):
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(singleton=True), name="%(app_label)s_%(class)s_singleton")]
 
+    def __str__(self) -> str:
+        return f"audit chain head at #{self.last_event_id}"
+
 
 class AuditCheckpoint(models.Model):
     """Custody's signature over the chain head at a moment, so a rewrite of the whole chain shows."""
@@ -359,6 +368,9 @@ class AuditCheckpoint(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint of #{self.event_id} ({self.created_at:%Y-%m-%d %H:%M} UTC)"
 
     def statement(self) -> bytes:
         return checkpoint_statement(event_id=self.event_id, event_hash=self.event_hash, created_at=self.created_at)
@@ -392,7 +404,9 @@ class ApiToken(models.Model):
     token_sha256 = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)
     products = models.ManyToManyField(Product, related_name="api_tokens")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

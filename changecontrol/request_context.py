@@ -13,7 +13,7 @@ class RequestContext:
     via_token: str = ""
 
 
-_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("custody_request", default=RequestContext())
+_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("custody_request", default=RequestContext())  # noqa: B039 - frozen dataclass, never mutated
 
 
 def current() -> RequestContext:

@@ -34,8 +34,15 @@ def signatures_of(subject) -> QuerySet[Signature]:
 
 
 def audit_events(
-    *, user: User, token: ApiToken | None = None, product: str = "", object_human_id: str = "", actor: str = "",
-    action: str = "", since=None, until=None,
+    *,
+    user: User,
+    token: ApiToken | None = None,
+    product: str = "",
+    object_human_id: str = "",
+    actor: str = "",
+    action: str = "",
+    since=None,
+    until=None,
 ) -> QuerySet[AuditEvent]:
     """Audit events of the products the caller may see; administrators also see events of no product."""
     keys = list(Product.objects.filter(id__in=visible_product_ids(user, token)).values_list("key", flat=True))

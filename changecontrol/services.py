@@ -70,11 +70,17 @@ def policy_version_propose(*, product: Product, author: User, source: str, reaso
             errors=[{"line": e.line, "path": e.path, "message": e.message} for e in invalid.errors],
         ) from None
     if document.name != product.key:
-        raise ValidationFailed(f"the policy names product {document.name!r}, but it is being loaded for {product.key!r}")
+        raise ValidationFailed(
+            f"the policy names product {document.name!r}, but it is being loaded for {product.key!r}"
+        )
     Product.objects.select_for_update().get(pk=product.pk)  # serialise version numbers per product
     sha = hashlib.sha256(source.encode()).hexdigest()
     latest = product.policy_versions.order_by("-version").first()
-    if latest is not None and latest.sha256 == sha and latest.state in (PolicyVersion.State.PROPOSED, PolicyVersion.State.ACTIVE):
+    if (
+        latest is not None
+        and latest.sha256 == sha
+        and latest.state in (PolicyVersion.State.PROPOSED, PolicyVersion.State.ACTIVE)
+    ):
         return latest
     version = PolicyVersion.objects.create(
         product=product,
@@ -84,17 +90,27 @@ def policy_version_propose(*, product: Product, author: User, source: str, reaso
         author=author,
         reason=reason,
     )
-    audit.record(actor=author, action="policy.proposed", obj=version, after={"sha256": sha, "version": version.version}, reason=reason)
+    audit.record(
+        actor=author,
+        action="policy.proposed",
+        obj=version,
+        after={"sha256": sha, "version": version.version},
+        reason=reason,
+    )
     return version
 
 
-def policy_version_sign(*, policy_version: PolicyVersion, signer: User, username: str, password: str, comment: str = "") -> Signature:
+def policy_version_sign(
+    *, policy_version: PolicyVersion, signer: User, username: str, password: str, comment: str = ""
+) -> Signature:
     """A quality reviewer's signature activates a proposed policy version (the previous one is superseded)."""
     esign.reauthenticate(signer=signer, username=username, password=password, subject_human_id=str(policy_version))
     try:
         return _policy_version_activate(policy_version=policy_version, signer=signer, comment=comment)
     except esign.Refusal as refusal:
-        esign.refuse(signer=signer, subject_human_id=str(policy_version), product=policy_version.product, refusal=refusal)
+        esign.refuse(
+            signer=signer, subject_human_id=str(policy_version), product=policy_version.product, refusal=refusal
+        )
 
 
 @transaction.atomic
@@ -102,7 +118,9 @@ def _policy_version_activate(*, policy_version: PolicyVersion, signer: User, com
     policy_version = PolicyVersion.objects.select_for_update().select_related("product").get(pk=policy_version.pk)
     product = policy_version.product
     if policy_version.state != PolicyVersion.State.PROPOSED:
-        raise InvalidState(f"{policy_version} is {policy_version.get_state_display().lower()}, not awaiting a signature")
+        raise InvalidState(
+            f"{policy_version} is {policy_version.get_state_display().lower()}, not awaiting a signature"
+        )
     if not has_role(signer, product, Role.QUALITY):
         raise NotPermitted("only a quality reviewer of this product can approve a policy change")
     if signer.pk == policy_version.author_id:
@@ -149,7 +167,11 @@ CR_OPENER_ROLES = (Role.ENGINEER, Role.RELEASE_MANAGER, Role.PRODUCT, Role.QUALI
 
 
 def _lock(change_request: ChangeRequest) -> ChangeRequest:
-    return ChangeRequest.objects.select_for_update(of=("self",)).select_related("product", "policy_version").get(pk=change_request.pk)
+    return (
+        ChangeRequest.objects.select_for_update(of=("self",))
+        .select_related("product", "policy_version")
+        .get(pk=change_request.pk)
+    )
 
 
 def _classify(change_request: ChangeRequest, answers: dict[str, Any]) -> None:
@@ -168,11 +190,16 @@ def _classify(change_request: ChangeRequest, answers: dict[str, Any]) -> None:
 
 
 def _snapshot(change_request: ChangeRequest) -> dict[str, Any]:
-    return {field: getattr(change_request, field) for field in (*CR_CONTENT_FIELDS, "risk_answers", "risk_score", "tier", "state")}
+    return {
+        field: getattr(change_request, field)
+        for field in (*CR_CONTENT_FIELDS, "risk_answers", "risk_score", "tier", "state")
+    }
 
 
 @transaction.atomic
-def change_request_create(*, product: Product, requester: User, risk_answers: dict | None = None, **fields: Any) -> ChangeRequest:
+def change_request_create(
+    *, product: Product, requester: User, risk_answers: dict | None = None, **fields: Any
+) -> ChangeRequest:
     if not has_role(requester, product, *CR_OPENER_ROLES):
         raise NotPermitted(f"you hold no role on {product.key} that may open change requests")
     unknown = set(fields) - set(CR_CONTENT_FIELDS)
@@ -207,7 +234,9 @@ def change_request_update(
     """Edit content or risk answers. After a signature, an edit resets the approval (audited), never carries it."""
     change_request = _lock(change_request)
     if not change_request.is_editable():
-        raise InvalidState(f"{change_request.human_id} is {change_request.get_state_display().lower()} and can no longer be edited")
+        raise InvalidState(
+            f"{change_request.human_id} is {change_request.get_state_display().lower()} and can no longer be edited"
+        )
     if not has_role(actor, change_request.product, *CR_OPENER_ROLES):
         raise NotPermitted(f"you hold no role on {change_request.product.key} that may edit change requests")
     unknown = set(fields) - set(CR_CONTENT_FIELDS)
@@ -241,7 +270,9 @@ def change_request_update(
         reason=reason,
     )
     invalidated = esign.signatures_invalidate(
-        subject=change_request, actor=actor, reason=f"content changed ({', '.join(sorted(changed))}) in version {change_request.content_version}"
+        subject=change_request,
+        actor=actor,
+        reason=f"content changed ({', '.join(sorted(changed))}) in version {change_request.content_version}",
     )
     if was_approved:
         audit.record(
@@ -270,12 +301,16 @@ def submission_problems(change_request: ChangeRequest) -> list[str]:
 def change_request_submit(*, change_request: ChangeRequest, actor: User) -> ChangeRequest:
     change_request = _lock(change_request)
     if change_request.state != ChangeRequest.State.DRAFT:
-        raise InvalidState(f"{change_request.human_id} is {change_request.get_state_display().lower()}, not a draft, so it cannot be submitted")
+        raise InvalidState(
+            f"{change_request.human_id} is {change_request.get_state_display().lower()}, not a draft, so it cannot be submitted"
+        )
     if not has_role(actor, change_request.product, *CR_OPENER_ROLES):
         raise NotPermitted(f"you hold no role on {change_request.product.key} that may submit change requests")
     problems = submission_problems(change_request)
     if problems:
-        raise ValidationFailed(f"{change_request.human_id} cannot be submitted yet: " + "; ".join(problems), errors=problems)
+        raise ValidationFailed(
+            f"{change_request.human_id} cannot be submitted yet: " + "; ".join(problems), errors=problems
+        )
     # Re-classify against the policy in force now: a policy may have changed since the draft was written.
     _classify(change_request, change_request.risk_answers)
     change_request.state = ChangeRequest.State.SUBMITTED
@@ -299,8 +334,11 @@ def _auto_approve_if_policy_allows(change_request: ChangeRequest) -> None:
         actor=None,
         action="change_request.auto_approved",
         obj=change_request,
-        after={"tier": change_request.tier, "policy_version": change_request.policy_version.version,
-               "policy_sha256": change_request.policy_version.sha256},
+        after={
+            "tier": change_request.tier,
+            "policy_version": change_request.policy_version.version,
+            "policy_sha256": change_request.policy_version.sha256,
+        },
         reason=f"policy v{change_request.policy_version.version} approves {change_request.tier}-tier changes automatically",
     )
 
@@ -310,11 +348,15 @@ def approval_requirement(change_request: ChangeRequest) -> dict[str, Any]:
     if not change_request.tier or change_request.policy_version is None:
         return {"auto": False, "roles": [], "count": 0, "signed": [], "missing_roles": [], "missing_count": 0}
     rule = change_request.policy_version.document.change_approval_for(change_request.tier)
-    standing = [s for s in esign.signatures_for(change_request) if s.meaning == Signature.Meaning.APPROVED and s.is_valid()]
+    standing = [
+        s for s in esign.signatures_for(change_request) if s.meaning == Signature.Meaning.APPROVED and s.is_valid()
+    ]
     signers = {s.signer_id for s in standing}
     covered = {s.role for s in standing}
-    missing_roles = [role for role in rule.roles if role not in covered] if len(rule.roles) <= rule.count else (
-        [] if covered & set(rule.roles) else list(rule.roles)
+    missing_roles = (
+        [role for role in rule.roles if role not in covered]
+        if len(rule.roles) <= rule.count
+        else ([] if covered & set(rule.roles) else list(rule.roles))
     )
     return {
         "auto": rule.auto,
@@ -327,7 +369,14 @@ def approval_requirement(change_request: ChangeRequest) -> dict[str, Any]:
 
 
 def change_request_sign(
-    *, change_request: ChangeRequest, signer: User, username: str, password: str, meaning: str, comment: str = "", role: str = ""
+    *,
+    change_request: ChangeRequest,
+    signer: User,
+    username: str,
+    password: str,
+    meaning: str,
+    comment: str = "",
+    role: str = "",
 ) -> Signature:
     """Sign a submitted CR (approve, reject or review) — Part 11 re-authentication and separation of duties."""
     esign.reauthenticate(signer=signer, username=username, password=password, subject_human_id=change_request.human_id)
@@ -337,11 +386,15 @@ def change_request_sign(
         )
     except esign.Refusal as refusal:
         # Audited outside the rolled-back transaction, so the refusal itself is on record.
-        esign.refuse(signer=signer, subject_human_id=change_request.human_id, product=change_request.product, refusal=refusal)
+        esign.refuse(
+            signer=signer, subject_human_id=change_request.human_id, product=change_request.product, refusal=refusal
+        )
 
 
 @transaction.atomic
-def _change_request_sign_locked(*, change_request: ChangeRequest, signer: User, meaning: str, comment: str, role: str) -> Signature:
+def _change_request_sign_locked(
+    *, change_request: ChangeRequest, signer: User, meaning: str, comment: str, role: str
+) -> Signature:
     # 1. Lock the CR: two reviewers signing at once are serialised here, so both count exactly once.
     change_request = _lock(change_request)
     allowed = (Signature.Meaning.APPROVED, Signature.Meaning.REJECTED, Signature.Meaning.REVIEWED)
@@ -375,7 +428,11 @@ def _change_request_sign_locked(*, change_request: ChangeRequest, signer: User, 
             f" you hold {', '.join(sorted(held)) or 'no role'} on {change_request.product.key}"
         )
     # 4. One person counts once (also enforced by a unique constraint).
-    if esign.signatures_for(change_request).filter(signer=signer, invalidated_at__isnull=True, meaning=meaning).exists():
+    if (
+        esign.signatures_for(change_request)
+        .filter(signer=signer, invalidated_at__isnull=True, meaning=meaning)
+        .exists()
+    ):
         raise InvalidState(f"you have already signed {change_request.human_id} as {meaning}; one person counts once")
     if meaning == Signature.Meaning.REJECTED and not comment.strip():
         raise ValidationFailed("a rejection needs a reason in the comment")
@@ -413,7 +470,9 @@ def _change_request_sign_locked(*, change_request: ChangeRequest, signer: User, 
     return signature
 
 
-def _transition(change_request: ChangeRequest, *, actor: User, allowed_from: tuple[str, ...], to: str, verb: str, reason: str = "") -> ChangeRequest:
+def _transition(
+    change_request: ChangeRequest, *, actor: User, allowed_from: tuple[str, ...], to: str, verb: str, reason: str = ""
+) -> ChangeRequest:
     change_request = _lock(change_request)
     if change_request.state not in allowed_from:
         raise InvalidState(
@@ -423,7 +482,14 @@ def _transition(change_request: ChangeRequest, *, actor: User, allowed_from: tup
     before = change_request.state
     change_request.state = to
     change_request.save(update_fields=["state"])
-    audit.record(actor=actor, action=f"change_request.{to}", obj=change_request, before={"state": before}, after={"state": to}, reason=reason)
+    audit.record(
+        actor=actor,
+        action=f"change_request.{to}",
+        obj=change_request,
+        before={"state": before},
+        after={"state": to},
+        reason=reason,
+    )
     return change_request
 
 
@@ -434,7 +500,12 @@ def change_request_withdraw(*, change_request: ChangeRequest, actor: User, reaso
     if not reason.strip():
         raise ValidationFailed("say why the change request is withdrawn")
     return _transition(
-        change_request, actor=actor, allowed_from=("draft", "submitted", "approved"), to="withdrawn", verb="withdrawn", reason=reason
+        change_request,
+        actor=actor,
+        allowed_from=("draft", "submitted", "approved"),
+        to="withdrawn",
+        verb="withdrawn",
+        reason=reason,
     )
 
 
@@ -442,14 +513,18 @@ def change_request_withdraw(*, change_request: ChangeRequest, actor: User, reaso
 def change_request_mark_implemented(*, change_request: ChangeRequest, actor: User) -> ChangeRequest:
     if not has_role(actor, change_request.product, Role.RELEASE_MANAGER, Role.ENGINEER):
         raise NotPermitted("only an engineer or release manager of this product can mark a change implemented")
-    return _transition(change_request, actor=actor, allowed_from=("approved",), to="implemented", verb="marked implemented")
+    return _transition(
+        change_request, actor=actor, allowed_from=("approved",), to="implemented", verb="marked implemented"
+    )
 
 
 @transaction.atomic
 def change_request_close(*, change_request: ChangeRequest, actor: User, reason: str = "") -> ChangeRequest:
     if not has_role(actor, change_request.product, Role.RELEASE_MANAGER):
         raise NotPermitted("only a release manager of this product can close a change request")
-    return _transition(change_request, actor=actor, allowed_from=("implemented",), to="closed", verb="closed", reason=reason)
+    return _transition(
+        change_request, actor=actor, allowed_from=("implemented",), to="closed", verb="closed", reason=reason
+    )
 
 
 def risk_preview(*, product: Product, answers: dict[str, str]) -> dict[str, Any]:

@@ -160,7 +160,9 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-redeliver-due": {"task": "alerts.tasks.redeliver_due", "schedule": 60},
 }
 # Webhook retry backoff in seconds, one entry per retry; after CUSTODY_ALERT_MAX_ATTEMPTS a delivery is dead.
-CUSTODY_ALERT_BACKOFF_SECONDS = [int(s) for s in env_list("CUSTODY_ALERT_BACKOFF_SECONDS", ["30", "120", "600", "3600", "21600"])]
+CUSTODY_ALERT_BACKOFF_SECONDS = [
+    int(s) for s in env_list("CUSTODY_ALERT_BACKOFF_SECONDS", ["30", "120", "600", "3600", "21600"])
+]
 CUSTODY_ALERT_MAX_ATTEMPTS = env_int("CUSTODY_ALERT_MAX_ATTEMPTS", 6, minimum=1)
 
 CACHES = {
@@ -171,7 +173,10 @@ CACHES = {
     )
 }
 
-EMAIL_BACKEND = env_str("CUSTODY_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_BACKEND = env_str(
+    "CUSTODY_EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
 EMAIL_HOST = env_str("CUSTODY_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("CUSTODY_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("CUSTODY_FROM_EMAIL", "custody@localhost")

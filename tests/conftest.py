@@ -55,7 +55,9 @@ def _audit_trigger_guard(request):
 
 
 def make_user(username: str, full_name: str, **extra) -> User:
-    user = User.objects.create_user(username=username, password=PASSWORD, full_name=full_name, email=f"{username}@example.test", **extra)
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, full_name=full_name, email=f"{username}@example.test", **extra
+    )
     return user
 
 
@@ -79,7 +81,9 @@ def product(db, admin_user) -> Product:
     approver = make_user("quentin", "Quentin Quality-Lead")
     roles.role_grant(actor=admin_user, user=author, product=product, role=Role.RELEASE_MANAGER)
     roles.role_grant(actor=admin_user, user=approver, product=product, role=Role.QUALITY)
-    version = services.policy_version_propose(product=product, author=author, source=DEFAULT_POLICY_YAML, reason="initial policy")
+    version = services.policy_version_propose(
+        product=product, author=author, source=DEFAULT_POLICY_YAML, reason="initial policy"
+    )
     services.policy_version_sign(policy_version=version, signer=approver, username="quentin", password=PASSWORD)
     return product
 
@@ -87,7 +91,10 @@ def product(db, admin_user) -> Product:
 @pytest.fixture
 def other_product(db, admin_user) -> Product:
     return services.product_create(
-        actor=admin_user, key="lab", name="Lab Results Gateway", safety_class="C",
+        actor=admin_user,
+        key="lab",
+        name="Lab Results Gateway",
+        safety_class="C",
         safety_rationale="Routes lab results to clinicians; a lost result could cause serious injury.",
     )
 
@@ -140,8 +147,18 @@ def ci_account(db):
 @pytest.fixture
 def ci_token(db, product, ci_account, admin_user) -> str:
     _, secret = token_create(
-        actor=admin_user, name="ci", user=ci_account, products=[product],
-        scopes=["evidence:write", "status:read", "deployments:write", "snapshots:write", "releases:write", "requirements:write"],
+        actor=admin_user,
+        name="ci",
+        user=ci_account,
+        products=[product],
+        scopes=[
+            "evidence:write",
+            "status:read",
+            "deployments:write",
+            "snapshots:write",
+            "releases:write",
+            "requirements:write",
+        ],
     )
     return secret
 
@@ -149,7 +166,20 @@ def ci_token(db, product, ci_account, admin_user) -> str:
 @pytest.fixture
 def other_product_token(db, other_product, admin_user) -> str:
     account = make_user("ci-lab", "CI (lab)", is_service_account=True)
-    _, secret = token_create(actor=admin_user, name="ci", user=account, products=[other_product], scopes=list(("evidence:write", "status:read", "deployments:write", "snapshots:write", "releases:write", "requirements:write")))
+    _, secret = token_create(
+        actor=admin_user,
+        name="ci",
+        user=account,
+        products=[other_product],
+        scopes=[
+            "evidence:write",
+            "status:read",
+            "deployments:write",
+            "snapshots:write",
+            "releases:write",
+            "requirements:write",
+        ],
+    )
     return secret
 
 
@@ -167,10 +197,30 @@ def api():
     return client_for
 
 
-LOW_RISK = {"patient_safety_impact": "none", "data_sensitivity": "none", "user_impact": "minor", "rollback_complexity": "trivial"}
-MEDIUM_RISK = {"patient_safety_impact": "indirect", "data_sensitivity": "none", "user_impact": "none", "rollback_complexity": "trivial"}
-HIGH_RISK = {"patient_safety_impact": "direct", "data_sensitivity": "none", "user_impact": "none", "rollback_complexity": "trivial"}
-CRITICAL_RISK = {"patient_safety_impact": "direct", "data_sensitivity": "phi", "user_impact": "major", "rollback_complexity": "hard"}
+LOW_RISK = {
+    "patient_safety_impact": "none",
+    "data_sensitivity": "none",
+    "user_impact": "minor",
+    "rollback_complexity": "trivial",
+}
+MEDIUM_RISK = {
+    "patient_safety_impact": "indirect",
+    "data_sensitivity": "none",
+    "user_impact": "none",
+    "rollback_complexity": "trivial",
+}
+HIGH_RISK = {
+    "patient_safety_impact": "direct",
+    "data_sensitivity": "none",
+    "user_impact": "none",
+    "rollback_complexity": "trivial",
+}
+CRITICAL_RISK = {
+    "patient_safety_impact": "direct",
+    "data_sensitivity": "phi",
+    "user_impact": "major",
+    "rollback_complexity": "hard",
+}
 
 
 def open_change_request(*, product, requester, answers=MEDIUM_RISK, submit=True, **fields):
@@ -185,7 +235,9 @@ def open_change_request(*, product, requester, answers=MEDIUM_RISK, submit=True,
         "rollback_plan": "Revert the configuration commit and redeploy the previous image digest.",
     }
     defaults.update(fields)
-    change_request = services.change_request_create(product=product, requester=requester, risk_answers=answers, **defaults)
+    change_request = services.change_request_create(
+        product=product, requester=requester, risk_answers=answers, **defaults
+    )
     if submit:
         change_request = services.change_request_submit(change_request=change_request, actor=requester)
     return change_request

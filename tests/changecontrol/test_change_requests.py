@@ -13,7 +13,12 @@ from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_chan
 
 def sign(change_request, signer, meaning="approved", password=PASSWORD, comment="Reviewed the evidence."):
     return services.change_request_sign(
-        change_request=change_request, signer=signer, username=signer.username, password=password, meaning=meaning, comment=comment
+        change_request=change_request,
+        signer=signer,
+        username=signer.username,
+        password=password,
+        meaning=meaning,
+        comment=comment,
     )
 
 
@@ -34,7 +39,11 @@ def test_submitting_needs_risk_assessment_and_plans(product, release_manager):
     change_request = services.change_request_create(product=product, requester=release_manager, title="Tidy logging")
     with pytest.raises(ValidationFailed) as refused:
         services.change_request_submit(change_request=change_request, actor=release_manager)
-    assert "risk questionnaire" in str(refused.value) and "verification plan" in str(refused.value) and "rollback plan" in str(refused.value)
+    assert (
+        "risk questionnaire" in str(refused.value)
+        and "verification plan" in str(refused.value)
+        and "rollback plan" in str(refused.value)
+    )
 
 
 def test_medium_tier_needs_one_quality_signature(product, release_manager, quality_reviewer):
@@ -42,7 +51,11 @@ def test_medium_tier_needs_one_quality_signature(product, release_manager, quali
     signature = sign(change_request, quality_reviewer)
     change_request.refresh_from_db()
     assert change_request.state == ChangeRequest.State.APPROVED
-    assert signature.printed_name == "Quinn Quality" and signature.role == "quality" and len(signature.content_sha256) == 64
+    assert (
+        signature.printed_name == "Quinn Quality"
+        and signature.role == "quality"
+        and len(signature.content_sha256) == 64
+    )
     assert "Quinn Quality — Approved as Quality reviewer — " in signature.manifestation
 
 
@@ -66,20 +79,26 @@ def test_requester_cannot_sign_own_change(product, cast):
     with pytest.raises(SeparationOfDutiesViolation) as refused:
         sign(change_request, rory)
     assert refused.value.rule == "sod.requester_cannot_sign"
-    assert AuditEvent.objects.filter(action="signature.refused", reason__startswith="sod.requester_cannot_sign").exists()
+    assert AuditEvent.objects.filter(
+        action="signature.refused", reason__startswith="sod.requester_cannot_sign"
+    ).exists()
     assert not Signature.objects.filter(signer=rory).exists()
 
 
 def test_author_who_edited_cannot_sign(product, release_manager, quality_reviewer):
     change_request = open_change_request(product=product, requester=release_manager, submit=False)
-    services.change_request_update(change_request=change_request, actor=quality_reviewer, rollback_plan="Feature flag off, then revert.")
+    services.change_request_update(
+        change_request=change_request, actor=quality_reviewer, rollback_plan="Feature flag off, then revert."
+    )
     services.change_request_submit(change_request=change_request, actor=release_manager)
     with pytest.raises(SeparationOfDutiesViolation) as refused:
         sign(change_request, quality_reviewer)
     assert refused.value.rule == "sod.author_cannot_sign"
 
 
-def test_wrong_password_signs_nothing_is_audited_and_counts_toward_lockout(product, release_manager, quality_reviewer, settings):
+def test_wrong_password_signs_nothing_is_audited_and_counts_toward_lockout(
+    product, release_manager, quality_reviewer, settings
+):
     settings.CUSTODY_LOCKOUT_THRESHOLD = 2
     change_request = open_change_request(product=product, requester=release_manager)
     for _ in range(2):
@@ -95,7 +114,9 @@ def test_wrong_password_signs_nothing_is_audited_and_counts_toward_lockout(produ
 def test_editing_after_approval_resets_it(product, release_manager, quality_reviewer):
     change_request = open_change_request(product=product, requester=release_manager)
     sign(change_request, quality_reviewer)
-    change_request = services.change_request_update(change_request=change_request, actor=release_manager, risk_answers=HIGH_RISK)
+    change_request = services.change_request_update(
+        change_request=change_request, actor=release_manager, risk_answers=HIGH_RISK
+    )
     assert change_request.state == ChangeRequest.State.SUBMITTED and change_request.tier == "high"
     assert not Signature.objects.get(signer=quality_reviewer).is_valid()
     assert AuditEvent.objects.filter(action="change_request.approval_reset").exists()
@@ -118,7 +139,9 @@ def test_rejection_needs_a_reason_and_ends_the_change(product, release_manager, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_reviewers_signing_at_the_same_moment_both_count_exactly_once(product, release_manager, quality_reviewer, security_reviewer):
+def test_two_reviewers_signing_at_the_same_moment_both_count_exactly_once(
+    product, release_manager, quality_reviewer, security_reviewer
+):
     change_request = open_change_request(product=product, requester=release_manager, answers=HIGH_RISK)
     barrier = threading.Barrier(2)
     errors = []
@@ -140,5 +163,10 @@ def test_two_reviewers_signing_at_the_same_moment_both_count_exactly_once(produc
     assert errors == []
     change_request.refresh_from_db()
     assert change_request.state == ChangeRequest.State.APPROVED
-    assert Signature.objects.filter(subject_type="changecontrol.changerequest", subject_id=change_request.pk, meaning="approved").count() == 2
+    assert (
+        Signature.objects.filter(
+            subject_type="changecontrol.changerequest", subject_id=change_request.pk, meaning="approved"
+        ).count()
+        == 2
+    )
     assert AuditEvent.objects.filter(action="change_request.approved").count() == 1
