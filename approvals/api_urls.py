@@ -1,3 +1,20 @@
 """API paths of the approvals app (releases, promotions, status, deployments, snapshots)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from approvals import api
+
+urlpatterns = [
+    path("products/<slug:product>/releases", api.ReleaseListCreateApi.as_view(), name="api-releases"),
+    path("releases/<slug:product>/<str:version>", api.ReleaseDetailApi.as_view(), name="api-release"),
+    path(
+        "releases/<slug:product>/<str:version>/promotions",
+        api.PromotionCreateApi.as_view(),
+        name="api-release-promotions",
+    ),
+    path("promotions/<str:promotion_id>", api.PromotionDetailApi.as_view(), name="api-promotion"),
+    path("promotions/<str:promotion_id>/signatures", api.PromotionSignApi.as_view(), name="api-promotion-sign"),
+    path("approvals/pending", api.PendingApprovalsApi.as_view(), name="api-pending-approvals"),
+    path("status", api.StatusApi.as_view(), name="api-status"),
+    path("status/history", api.DecisionHistoryApi.as_view(), name="api-status-history"),
+]

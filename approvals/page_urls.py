@@ -1,3 +1,17 @@
-"""URL paths (filled in by the owning module)."""
+"""Pages of the approvals app: pending approvals, promotions, releases, policy history and diff."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from approvals import views
+
+urlpatterns = [
+    path("approvals/", views.pending_approvals, name="pending-approvals"),
+    path("promotions/<str:promotion_id>", views.promotion_detail, name="promotion"),
+    path("promotions/<str:promotion_id>/sign", views.promotion_sign, name="promotion-sign"),
+    path("products/<slug:product>/releases", views.release_list, name="releases"),
+    path("products/<slug:product>/releases/new", views.release_create, name="release-create"),
+    path("products/<slug:product>/releases/<str:version>", views.release_detail, name="release"),
+    path("products/<slug:product>/releases/<str:version>/promote", views.release_promote, name="release-promote"),
+    path("products/<slug:product>/policy", views.policy_history, name="policy-history"),
+    path("products/<slug:product>/policy/diff", views.policy_diff, name="policy-diff"),
+]

@@ -48,3 +48,7 @@ def pull_build_evidence(self, build_id: int) -> str:
         return "failed"
     build_pull_mark(build_id=build_id, state=Build.PullState.DONE, detail=detail)
     return "done"
+
+
+# Release exports (packets, bundles) live in their own module; importing here lets workers discover the task.
+from evidence.export_tasks import render_release_export  # noqa: E402, F401

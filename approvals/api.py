@@ -1,0 +1,340 @@
+"""REST API of releases, promotions, their signatures and the status gate (DESIGN §7)."""
+
+from __future__ import annotations
+
+import re
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from approvals import selectors, services
+from approvals.models import Decision, Promotion, Release
+from changecontrol.access import get_visible_or_404, require_scope
+from changecontrol.api import SignatureOutput, SignInput
+from changecontrol.api_base import parse_human_id, product_for, require_person, token_of
+from changecontrol.errors import NotFound, ValidationFailed
+from changecontrol.models import Environment
+from evidence.models import Artifact
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def release_for(request, product: str, version: str) -> Release:
+    return get_visible_or_404(
+        Release.objects.select_related("product", "created_by"),
+        user=request.user,
+        token=token_of(request),
+        product__key=product,
+        version=version,
+    )
+
+
+def promotion_for(request, human_id: str) -> Promotion:
+    return get_visible_or_404(
+        Promotion.objects.select_related("release", "release__product", "environment", "requester", "policy_version"),
+        user=request.user,
+        token=token_of(request),
+        product_field="release__product",
+        pk=parse_human_id(human_id, "PRM-"),
+    )
+
+
+def artifact_for(request, digest: str) -> Artifact:
+    digest = (digest or "").strip().lower()
+    if not DIGEST.match(digest):
+        raise ValidationFailed(
+            "artifact must be a digest written sha256:<64 lowercase hex>", errors={"artifact": [digest[:80]]}
+        )
+    token = token_of(request)
+    if token is not None and request.user.is_service_account:
+        # The CI gate's hot path: a service account's token sees exactly its products (as access.visible_product_ids
+        # says), so visibility joins into the digest lookup instead of costing a query of its own.
+        artifact = Artifact.objects.select_related("product").filter(digest=digest, product__api_tokens=token).first()
+        if artifact is None:
+            raise Http404
+        return artifact
+    return get_visible_or_404(Artifact.objects.select_related("product"), user=request.user, token=token, digest=digest)
+
+
+class ReleaseOutput(serializers.ModelSerializer):
+    product = serializers.CharField(source="product.key")
+    created_by = serializers.CharField(source="created_by.username")
+    artifacts = serializers.SerializerMethodField()
+    change_requests = serializers.SerializerMethodField()
+    promotions = serializers.SerializerMethodField()
+    frozen = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Release
+        fields = [
+            "product",
+            "version",
+            "created_by",
+            "created_at",
+            "frozen",
+            "frozen_at",
+            "artifacts",
+            "change_requests",
+            "manifest",
+            "manifest_sha256",
+            "manifest_key_id",
+            "manifest_signature",
+            "promotions",
+        ]
+
+    def get_frozen(self, release) -> bool:
+        return release.is_frozen()
+
+    def get_artifacts(self, release) -> list[dict]:
+        return [
+            {"digest": a.digest, "name": a.name, "kind": a.kind, "build": a.build.human_id}
+            for a in selectors.release_artifacts(release)
+        ]
+
+    def get_change_requests(self, release) -> list[dict]:
+        return [
+            {"id": cr.human_id, "title": cr.title, "tier": cr.tier, "state": cr.state}
+            for cr in release.change_requests.order_by("pk")
+        ]
+
+    def get_promotions(self, release) -> list[dict]:
+        return [
+            {"id": p.human_id, "environment": p.environment.key, "state": p.state, "requested_at": p.requested_at}
+            for p in release.promotions.select_related("environment").order_by("id")
+        ]
+
+
+class PromotionOutput(serializers.ModelSerializer):
+    id = serializers.CharField(source="human_id")
+    product = serializers.CharField(source="release.product.key")
+    release = serializers.CharField(source="release.version")
+    environment = serializers.CharField(source="environment.key")
+    requester = serializers.CharField(source="requester.username")
+    policy_version = serializers.IntegerField(source="policy_version.version")
+    signatures = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Promotion
+        fields = [
+            "id",
+            "product",
+            "release",
+            "environment",
+            "state",
+            "tier",
+            "requester",
+            "requested_at",
+            "decided_at",
+            "deployed_at",
+            "rejection_reason",
+            "policy_version",
+            "signatures",
+            "status",
+        ]
+
+    def get_signatures(self, promotion) -> list:
+        return SignatureOutput(selectors.promotion_signatures(promotion), many=True).data
+
+    def get_status(self, promotion) -> dict:
+        answer = services.promotion_status(promotion)
+        answer.pop("_inputs", None)
+        return answer
+
+
+class ReleaseListCreateApi(APIView):
+    class Input(serializers.Serializer):
+        version = serializers.CharField(max_length=100)
+        artifacts = serializers.ListField(
+            child=serializers.CharField(max_length=80), allow_empty=False, max_length=1000
+        )
+        change_requests = serializers.ListField(
+            child=serializers.CharField(max_length=30), required=False, default=list, max_length=1000
+        )
+        notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=ReleaseOutput(many=True))
+    def get(self, request, product):
+        product = product_for(request, product)
+        return Response(ReleaseOutput(product.releases.select_related("product", "created_by")[:200], many=True).data)
+
+    @extend_schema(request=Input, responses={201: ReleaseOutput})
+    def post(self, request, product):
+        product = product_for(request, product, scope="releases:write")
+        data = _valid(self.Input, request.data)
+        release = services.release_create(
+            product=product,
+            actor=request.user,
+            version=data["version"],
+            artifact_digests=data["artifacts"],
+            change_request_ids=data["change_requests"],
+            notes=data["notes"],
+        )
+        return Response(ReleaseOutput(release).data, status=status.HTTP_201_CREATED)
+
+
+class ReleaseDetailApi(APIView):
+    @extend_schema(responses=ReleaseOutput)
+    def get(self, request, product, version):
+        return Response(ReleaseOutput(release_for(request, product, version)).data)
+
+
+class PromotionCreateApi(APIView):
+    class Input(serializers.Serializer):
+        environment = serializers.CharField(max_length=40)
+
+    @extend_schema(request=Input, responses={201: PromotionOutput})
+    def post(self, request, product, version):
+        release = release_for(request, product, version)
+        require_scope(token_of(request), "releases:write")
+        data = _valid(self.Input, request.data)
+        promotion = services.promotion_request(release=release, environment_key=data["environment"], actor=request.user)
+        answer = services.promotion_status(promotion)
+        answer.pop("_inputs", None)
+        body = {
+            "id": promotion.human_id,
+            "state": promotion.state,
+            "status": answer,
+            "url": f"/promotions/{promotion.human_id}",
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class PromotionDetailApi(APIView):
+    @extend_schema(responses=PromotionOutput)
+    def get(self, request, promotion_id):
+        return Response(PromotionOutput(promotion_for(request, promotion_id)).data)
+
+
+class PromotionSignApi(APIView):
+    """Part 11 signature on a promotion; 403 names any separation-of-duties rule that refuses it."""
+
+    @extend_schema(request=SignInput, responses={201: SignatureOutput})
+    def post(self, request, promotion_id):
+        promotion = promotion_for(request, promotion_id)
+        require_person(request, scope="changes:write")
+        data = _valid(SignInput, request.data)
+        if data["meaning"] not in ("approved", "rejected"):
+            raise ValidationFailed("a promotion is signed with meaning 'approved' or 'rejected'")
+        signature = services.promotion_sign(promotion=promotion, signer=request.user, **data)
+        promotion.refresh_from_db()
+        body = SignatureOutput(signature).data
+        body["promotion"] = PromotionOutput(promotion).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class PendingApprovalsApi(APIView):
+    """Promotions awaiting a signature the caller could give."""
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        if token_of(request) is not None and request.user.is_service_account:
+            return Response([])
+        return Response(
+            [
+                {
+                    "id": p.human_id,
+                    "product": p.release.product.key,
+                    "release": p.release.version,
+                    "environment": p.environment.key,
+                    "tier": p.tier,
+                    "requester": p.requester.username,
+                    "requested_at": p.requested_at,
+                    "url": f"/promotions/{p.human_id}",
+                }
+                for p in selectors.pending_approvals_for(request.user)
+            ]
+        )
+
+
+def _environment_key(request) -> str:
+    key = (request.query_params.get("environment") or "").strip()
+    if not key:
+        raise ValidationFailed(
+            "give ?environment=<key> (e.g. production)", errors={"environment": ["This field is required."]}
+        )
+    return key
+
+
+def _status_params(request) -> tuple[Artifact, Environment]:
+    require_scope(token_of(request), "status:read")
+    artifact = artifact_for(request, request.query_params.get("artifact", ""))
+    key = _environment_key(request)
+    environment = Environment.objects.filter(product=artifact.product, key=key).first()
+    if environment is None:
+        known = ", ".join(artifact.product.environments.values_list("key", flat=True))
+        raise NotFound(f"{artifact.product.key} has no environment {key!r} (environments: {known})")
+    return artifact, environment
+
+
+class StatusApi(APIView):
+    """May this digest go to this environment? allowed | blocked | pending, with gates, approvals and reasons."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("artifact", str, required=True),
+            OpenApiParameter("environment", str, required=True),
+        ],
+        responses=dict,
+    )
+    def get(self, request):
+        require_scope(token_of(request), "status:read")
+        artifact = artifact_for(request, request.query_params.get("artifact", ""))
+        key = _environment_key(request)
+        return Response(services.status_answer(artifact=artifact, environment_key=key))
+
+
+class DecisionOutput(serializers.ModelSerializer):
+    id = serializers.CharField(source="human_id")
+    artifact = serializers.CharField(source="artifact.digest")
+    environment = serializers.CharField(source="environment.key")
+    promotion = serializers.SerializerMethodField()
+    policy_version = serializers.IntegerField(source="policy_version.version", allow_null=True)
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id",
+            "artifact",
+            "environment",
+            "promotion",
+            "decision",
+            "gates",
+            "approvals",
+            "reasons",
+            "policy_version",
+            "inputs_sha256",
+            "evaluated_at",
+        ]
+
+    def get_promotion(self, decision) -> str | None:
+        return f"PRM-{decision.promotion_id}" if decision.promotion_id else None
+
+
+class DecisionHistoryApi(APIView):
+    """Every stored answer for a digest and environment, newest first (each can be replayed)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("artifact", str, required=True),
+            OpenApiParameter("environment", str, required=True),
+        ],
+        responses=DecisionOutput(many=True),
+    )
+    def get(self, request):
+        artifact, environment = _status_params(request)
+        decisions = (
+            Decision.objects.filter(artifact=artifact, environment=environment)
+            .select_related("artifact", "environment", "policy_version")
+            .order_by("-id")[:200]
+        )
+        return Response(DecisionOutput(decisions, many=True).data)

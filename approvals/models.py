@@ -1,0 +1,163 @@
+"""Releases, their promotions into environments, and the stored answers of the status API."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Product
+from evidence.models import Artifact
+
+
+class Release(models.Model):
+    """A named version of a product: a set of artifact digests and the change requests it delivers."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="releases")
+    version = models.CharField(max_length=100)
+    artifacts = models.ManyToManyField(Artifact, related_name="releases")
+    change_requests = models.ManyToManyField(ChangeRequest, related_name="releases", blank=True)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    # Frozen at the first promotion request: from then on the manifest below is the release.
+    frozen_at = models.DateTimeField(null=True, blank=True)
+    manifest = models.JSONField(null=True, blank=True)
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
+    manifest_key_id = models.CharField(max_length=64, blank=True)
+    manifest_signature = models.TextField(blank=True, help_text="Base64 Ed25519 signature by Custody's key.")
+
+    class Meta:
+        ordering = ["product", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "version"], name="%(app_label)s_%(class)s_unique_version"),
+            # A frozen release always carries its signed manifest.
+            models.CheckConstraint(
+                condition=Q(frozen_at__isnull=True) | ~Q(manifest_sha256=""),
+                name="%(app_label)s_%(class)s_frozen_has_manifest",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.human_id
+
+    @property
+    def human_id(self) -> str:
+        return f"{self.product.key} {self.version}"
+
+    def is_frozen(self) -> bool:
+        return self.frozen_at is not None
+
+
+class Promotion(models.Model):
+    """A request (PRM-<n>) to move a release into an environment, judged by the policy and its approvals."""
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        APPROVED = "approved", "Approved"
+        DEPLOYED = "deployed", "Deployed"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        SUPERSEDED = "superseded", "Superseded"
+
+    OPEN_STATES = ("requested", "awaiting_approval", "approved")
+    PASSED_STATES = ("approved", "deployed")
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="promotions")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="promotions")
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.REQUESTED)
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    tier = models.CharField(max_length=20, blank=True, help_text="The highest tier among the release's CRs.")
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    state__in=[
+                        "requested",
+                        "awaiting_approval",
+                        "approved",
+                        "deployed",
+                        "rejected",
+                        "expired",
+                        "superseded",
+                    ]
+                ),
+                name="%(app_label)s_%(class)s_state_valid",
+            ),
+            # The race guard: two requests for the same release and environment cannot both be open.
+            models.UniqueConstraint(
+                fields=["release", "environment"],
+                condition=Q(state__in=["requested", "awaiting_approval", "approved"]),
+                name="%(app_label)s_%(class)s_one_open",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="rejected") | ~Q(rejection_reason=""),
+                name="%(app_label)s_%(class)s_rejection_has_reason",
+            ),
+        ]
+        indexes = [models.Index(fields=["environment", "state"])]
+
+    HUMAN_PREFIX = "PRM-"
+
+    def __str__(self) -> str:
+        return f"{self.human_id} {self.release.version} → {self.environment.key}"
+
+    @property
+    def human_id(self) -> str:
+        return f"PRM-{self.pk}"
+
+    @property
+    def product(self) -> Product:
+        return self.release.product
+
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+
+class Decision(models.Model):
+    """One answer of the status API, stored when it changes, with the inputs and policy version it used."""
+
+    class Outcome(models.TextChoices):
+        ALLOWED = "allowed", "Allowed"
+        BLOCKED = "blocked", "Blocked"
+        PENDING = "pending", "Pending"
+
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="decisions")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="decisions")
+    promotion = models.ForeignKey(Promotion, on_delete=models.PROTECT, null=True, blank=True, related_name="decisions")
+    decision = models.CharField(max_length=10, choices=Outcome.choices)
+    gates = models.JSONField(default=list)
+    approvals = models.JSONField(default=dict)
+    reasons = models.JSONField(default=list)
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    inputs = models.JSONField(default=dict, help_text="The facts the answer was computed from (for replay).")
+    inputs_sha256 = models.CharField(max_length=64)
+    answer_sha256 = models.CharField(max_length=64)
+    evaluated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision__in=["allowed", "blocked", "pending"]),
+                name="%(app_label)s_%(class)s_decision_valid",
+            ),
+        ]
+        # serves "the latest answer for this digest and environment"
+        indexes = [models.Index(fields=["artifact", "environment", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.human_id} {self.decision}"
+
+    @property
+    def human_id(self) -> str:
+        return f"DEC-{self.pk}"

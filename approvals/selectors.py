@@ -1,0 +1,372 @@
+"""Reads of the approvals app: a release's facts for the gates, promotions a caller may see, pending approvals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from approvals.models import Decision, Promotion, Release
+from changecontrol.access import visible_product_ids
+from changecontrol.models import ApiToken, Environment, PolicyVersion, Signature, User
+from changecontrol.roles import role_map
+from evidence.models import (
+    CoverageFile,
+    Evidence,
+    Provenance,
+    SbomComponent,
+    StaticFinding,
+    TestResult,
+    Vulnerability,
+)
+
+COUNTING = Q(state=Evidence.State.PARSED, verdict__in=[Evidence.Verdict.SIGNED, Evidence.Verdict.UNSIGNED])
+SBOM_TYPES = (Evidence.Type.CYCLONEDX, Evidence.Type.SPDX)
+SCAN_TYPES = (Evidence.Type.GRYPE, Evidence.Type.TRIVY, Evidence.Type.OSV)
+COVERAGE_TYPES = (Evidence.Type.COBERTURA, Evidence.Type.LCOV)
+
+
+def canonical_sha256(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- visibility
+
+
+def releases_visible_to(user: User, token: ApiToken | None = None) -> QuerySet[Release]:
+    return Release.objects.filter(product_id__in=visible_product_ids(user, token)).select_related(
+        "product", "created_by"
+    )
+
+
+def promotions_visible_to(user: User, token: ApiToken | None = None) -> QuerySet[Promotion]:
+    return Promotion.objects.filter(release__product_id__in=visible_product_ids(user, token)).select_related(
+        "release", "release__product", "environment", "requester", "policy_version"
+    )
+
+
+# ---------------------------------------------------------------- facts
+
+
+def release_artifacts(release: Release):
+    return release.artifacts.select_related("build").order_by("digest")
+
+
+def release_facts(*, release: Release, environment_key: str, after: str | None) -> dict[str, Any]:
+    """Everything the gates read, as plain JSON: a fixed number of queries however many artifacts and evidence."""
+    artifacts = list(release_artifacts(release))
+    ids = [a.pk for a in artifacts]
+    per: dict[int, dict[str, Any]] = {
+        a.pk: {
+            "digest": a.digest,
+            "name": a.name,
+            "build": a.build.human_id if a.build_id else "",
+            "evidence": [],
+            "evidence_names": [],
+            "signed_types": [],
+            "tests": None,
+            "coverage": None,
+            "static": None,
+            "vulns": None,
+            "sbom": False,
+            "sbom_components": 0,
+            "licenses": [],
+            "provenance": [],
+        }
+        for a in artifacts
+    }
+    counting = list(
+        Evidence.objects.filter(COUNTING, artifact_id__in=ids)
+        .order_by("id")
+        .values("id", "artifact_id", "evidence_type", "name", "verdict", "sha256")
+    )
+    counting_ids = [e["id"] for e in counting]
+    for row in counting:
+        facts = per[row["artifact_id"]]
+        facts["evidence"].append(
+            {
+                "id": row["id"],
+                "type": row["evidence_type"],
+                "name": row["name"],
+                "verdict": row["verdict"],
+                "sha256": row["sha256"],
+            }
+        )
+        if row["name"]:
+            facts["evidence_names"].append(row["name"])
+        if row["verdict"] == Evidence.Verdict.SIGNED:
+            facts["signed_types"].append(row["evidence_type"])
+        if row["evidence_type"] == Evidence.Type.JUNIT:
+            facts["tests"] = {"total": 0, "passed": 0, "failed": 0, "error": 0, "skipped": 0}
+        if row["evidence_type"] in COVERAGE_TYPES:
+            facts["coverage"] = {"lines_valid": 0, "lines_covered": 0, "branches_valid": 0, "branches_covered": 0}
+        if row["evidence_type"] == Evidence.Type.SARIF:
+            facts["static"] = {}
+        if row["evidence_type"] in SCAN_TYPES:
+            facts["vulns"] = {"all": {}, "fixable": {}, "examples": {}}
+        if row["evidence_type"] in SBOM_TYPES:
+            facts["sbom"] = True
+    # 1. Tests: counts per status.
+    for row in (
+        TestResult.objects.filter(evidence_id__in=counting_ids).values("artifact_id", "status").annotate(n=Count("id"))
+    ):
+        tests = per[row["artifact_id"]]["tests"]
+        if tests is not None:
+            tests[row["status"]] = tests.get(row["status"], 0) + row["n"]
+            tests["total"] += row["n"]
+    # 2. Coverage.
+    for row in (
+        CoverageFile.objects.filter(evidence_id__in=counting_ids)
+        .values("artifact_id")
+        .annotate(lv=Sum("lines_valid"), lc=Sum("lines_covered"), bv=Sum("branches_valid"), bc=Sum("branches_covered"))
+    ):
+        coverage = per[row["artifact_id"]]["coverage"]
+        if coverage is not None:
+            coverage.update(
+                lines_valid=row["lv"] or 0,
+                lines_covered=row["lc"] or 0,
+                branches_valid=row["bv"] or 0,
+                branches_covered=row["bc"] or 0,
+            )
+    # 3. Static findings (unsuppressed).
+    for row in (
+        StaticFinding.objects.filter(evidence_id__in=counting_ids, suppressed=False)
+        .values("artifact_id", "severity")
+        .annotate(n=Count("id"))
+    ):
+        static = per[row["artifact_id"]]["static"]
+        if static is not None:
+            static[row["severity"]] = static.get(row["severity"], 0) + row["n"]
+    # 4. Vulnerabilities: VEX-suppressed ones do not count (the parser links suppressions only from signed VEX).
+    for row in (
+        Vulnerability.objects.filter(evidence_id__in=counting_ids, suppressed_by__isnull=True)
+        .values("artifact_id", "severity", "vuln_id", "fix_state")
+        .order_by("artifact_id", "severity", "vuln_id")
+        .distinct()
+    ):
+        vulns = per[row["artifact_id"]]["vulns"]
+        if vulns is None:
+            continue
+        severity = row["severity"]
+        vulns["all"][severity] = vulns["all"].get(severity, 0) + 1
+        if row["fix_state"] == "fixed":
+            vulns["fixable"][severity] = vulns["fixable"].get(severity, 0) + 1
+        examples = vulns["examples"].setdefault(severity, [])
+        if len(examples) < 5 and row["vuln_id"] not in examples:
+            examples.append(row["vuln_id"])
+    # 5. SBOM components and licences, grouped by expression.
+    licences: dict[int, dict[str, dict]] = defaultdict(dict)
+    for row in SbomComponent.objects.filter(evidence_id__in=counting_ids).values(
+        "artifact_id", "name", "license_expression"
+    ):
+        per[row["artifact_id"]]["sbom_components"] += 1
+        group = licences[row["artifact_id"]].setdefault(
+            row["license_expression"].strip(), {"count": 0, "components": []}
+        )
+        group["count"] += 1
+        if len(group["components"]) < 3:
+            group["components"].append(row["name"])
+    for artifact_id, groups in licences.items():
+        per[artifact_id]["licenses"] = [
+            {"expression": expression, "count": g["count"], "components": g["components"]}
+            for expression, g in sorted(groups.items())
+        ]
+    # 6. Provenance.
+    for row in Provenance.objects.filter(evidence_id__in=counting_ids).values(
+        "artifact_id", "builder_id", "source_repository", "source_commit", "evidence__verdict"
+    ):
+        per[row["artifact_id"]]["provenance"].append(
+            {
+                "builder_id": row["builder_id"],
+                "source_repository": row["source_repository"],
+                "source_commit": row["source_commit"],
+                "verdict": row["evidence__verdict"],
+            }
+        )
+    change_requests = [
+        {
+            "id": cr.human_id,
+            "title": cr.title,
+            "tier": cr.tier,
+            "state": cr.state,
+            "content_version": cr.content_version,
+        }
+        for cr in release.change_requests.order_by("id")
+    ]
+    facts: dict[str, Any] = {
+        "product": {"key": release.product.key, "repository_url": release.product.repository_url},
+        "release": {"version": release.version, "digests": [a.digest for a in artifacts]},
+        "environment": environment_key,
+        "artifacts": [per[a.pk] for a in artifacts],
+        "change_requests": change_requests,
+        "trace": trace_facts(release=release, artifact_ids=ids),
+    }
+    if after:
+        facts["previous_environment"] = {
+            "key": after,
+            "passed_digests": digests_passed(
+                product_id=release.product_id, environment_key=after, digests=facts["release"]["digests"]
+            ),
+        }
+    return facts
+
+
+def digests_passed(*, product_id: int, environment_key: str, digests: list[str]) -> list[str]:
+    """Which of these digests belong to a release approved (or deployed) in that environment."""
+    return sorted(
+        set(
+            Promotion.objects.filter(
+                release__product_id=product_id,
+                environment__key=environment_key,
+                state__in=Promotion.PASSED_STATES,
+                release__artifacts__digest__in=digests,
+            ).values_list("release__artifacts__digest", flat=True)
+        )
+    )
+
+
+def evidence_snapshot_sha256(facts: dict[str, Any]) -> str:
+    """A hash of the evidence that counted (ids and content hashes): what a signer saw."""
+    return canonical_sha256(
+        sorted((e["id"], e["sha256"], e["verdict"]) for a in facts["artifacts"] for e in a["evidence"])
+    )
+
+
+def trace_facts(*, release: Release, artifact_ids: list[int]) -> dict[str, Any]:
+    """The trace matrix's verdicts for this release, if the traceability module is installed."""
+    try:
+        from evidence import trace  # written by the traceability work; absent until then
+    except ImportError:
+        return {
+            "available": False,
+            "detail": "the trace matrix is not available in this installation yet, so traceability cannot be checked",
+        }
+    function = getattr(trace, "release_matrix", None) or getattr(trace, "trace_matrix", None)
+    if function is None:
+        return {"available": False, "detail": "the trace matrix module offers no release matrix yet"}
+    try:
+        matrix = function(product=release.product, artifact_ids=artifact_ids)
+    except Exception as error:  # noqa: BLE001 - a gate reports "missing" with the reason rather than failing the API
+        return {
+            "available": False,
+            "detail": f"the trace matrix could not be computed: {type(error).__name__}: {error}",
+        }
+    return summarise_trace(matrix)
+
+
+def summarise_trace(matrix: Any) -> dict[str, Any]:
+    """Turn a trace matrix ({coverage, counts, rows, risk_controls}) into the checks the traceability gate asks about.
+
+    Only gaps the policy rates `error` fail a check; warnings are named in the detail, ignored gaps not at all.
+    """
+    rows = matrix.get("rows", []) if isinstance(matrix, dict) else []
+    errors: dict[str, list[str]] = defaultdict(list)
+    warnings: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        item = str(row.get("id") or "?")
+        gaps = row.get("gaps")
+        if gaps is None:
+            gaps = [{"gap": row.get("status"), "severity": row.get("severity") or "error"}]
+        for gap in gaps:
+            name, severity = (
+                (gap.get("gap") or gap.get("kind"), gap.get("severity", "error"))
+                if isinstance(gap, dict)
+                else (gap, "error")
+            )
+            if not name or name == "verified":
+                continue
+            if severity == "error":
+                errors[str(name)].append(item)
+            elif severity == "warning":
+                warnings[str(name)].append(item)
+    for control in matrix.get("risk_controls", []) if isinstance(matrix, dict) else []:
+        if not control.get("verified") and control.get("severity") == "error":
+            errors["risk_control_unverified"].append(str(control.get("id")))
+
+    def check(kinds: tuple[str, ...], what: str) -> dict:
+        bad = [f"{kind}: {', '.join(dict.fromkeys(errors[kind]))}" for kind in kinds if errors.get(kind)]
+        noted = [
+            f"{kind} (warning): {', '.join(dict.fromkeys(warnings[kind]))}" for kind in kinds if warnings.get(kind)
+        ]
+        if bad:
+            return {"ok": False, "detail": f"{what}: " + "; ".join(bad + noted)}
+        return {"ok": True, "detail": f"{what}: none" + (" — " + "; ".join(noted) if noted else "")}
+
+    coverage = matrix.get("coverage") if isinstance(matrix, dict) else None
+    return {
+        "available": True,
+        "summary": f"{len(rows)} requirement(s) traced; {coverage}% verified by passing tests",
+        "coverage": coverage,
+        "checks": {
+            "requirements_tested": check(("missing_test", "failed", "not_executed"), "requirements not tested"),
+            "risk_controls_verified": check(("risk_control_unverified",), "risk controls not verified"),
+            "no_suspect_links": check(("suspect",), "suspect links"),
+        },
+    }
+
+
+# ---------------------------------------------------------------- approvals
+
+
+def promotion_signatures(promotion: Promotion) -> QuerySet[Signature]:
+    return (
+        Signature.objects.filter(subject_type="approvals.promotion", subject_id=promotion.pk)
+        .select_related("signer")
+        .order_by("signed_at", "id")
+    )
+
+
+def pending_approvals_for(user: User) -> list[Promotion]:
+    """Promotions awaiting a signature this person could give (role held, not yet signed by them)."""
+    roles = role_map(user)
+    if not roles:
+        return []
+    candidates = (
+        Promotion.objects.filter(state=Promotion.State.AWAITING_APPROVAL, release__product_id__in=list(roles))
+        .select_related("release", "release__product", "environment", "requester", "policy_version")
+        .order_by("requested_at")
+    )
+    signed = set(
+        Signature.objects.filter(
+            subject_type="approvals.promotion", signer=user, invalidated_at__isnull=True
+        ).values_list("subject_id", flat=True)
+    )
+    result = []
+    for promotion in candidates:
+        if promotion.pk in signed or promotion.requester_id == user.pk:
+            continue
+        try:
+            required = (
+                promotion.policy_version.document.required_roles(promotion.environment.key, promotion.tier)
+                if promotion.tier
+                else ()
+            )
+        except LookupError:
+            required = ()
+        if set(required) & set(roles.get(promotion.release.product_id, ())):
+            result.append(promotion)
+    return result
+
+
+def latest_decision(*, artifact_id: int, environment_id: int) -> Decision | None:
+    return Decision.objects.filter(artifact_id=artifact_id, environment_id=environment_id).order_by("-id").first()
+
+
+def policy_versions(product) -> QuerySet[PolicyVersion]:
+    return product.policy_versions.select_related("author").order_by("-version")
+
+
+def environment_running(*, environment: Environment) -> Release | None:
+    """The release last deployed to (or else approved for) an environment: what runs there now."""
+    promotion = (
+        Promotion.objects.filter(environment=environment, state=Promotion.State.DEPLOYED)
+        .order_by("-deployed_at", "-id")
+        .first()
+        or Promotion.objects.filter(environment=environment, state=Promotion.State.APPROVED)
+        .order_by("-decided_at", "-id")
+        .first()
+    )
+    return promotion.release if promotion else None

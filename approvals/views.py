@@ -1,0 +1,293 @@
+"""Pages for reviewers and release managers: pending approvals, promotions, releases, policy history and diff.
+
+Thin views: records come in through `access.get_visible_or_404` (hidden = 404); writes go through services;
+a refused action (wrong state, separation of duties, wrong password) becomes a message naming the rule.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from approvals import selectors, services
+from approvals.models import Promotion, Release
+from changecontrol import selectors as cc_selectors
+from changecontrol.access import get_visible_or_404
+from changecontrol.api_base import parse_human_id
+from changecontrol.errors import DomainError
+from changecontrol.forms import SignForm
+from changecontrol.models import PolicyVersion, Product, Role, Signature
+from changecontrol.roles import roles_of
+from changecontrol.services import active_policy
+from changecontrol.views import refusal_message, sign_statements, with_changes
+from evidence.models import BuildCommit
+
+REQUIREMENT_ID = re.compile(r"\bREQ-\d+\b")
+
+
+def _product(request, key: str) -> Product:
+    return get_visible_or_404(Product.objects.all(), user=request.user, product_field="", key=key)
+
+
+def _promotion(request, human_id: str) -> Promotion:
+    return get_visible_or_404(
+        Promotion.objects.select_related("release", "release__product", "environment", "requester", "policy_version"),
+        user=request.user,
+        product_field="release__product",
+        pk=parse_human_id(human_id, Promotion.HUMAN_PREFIX),
+    )
+
+
+def _release(request, product: str, version: str) -> Release:
+    return get_visible_or_404(
+        Release.objects.select_related("product", "created_by"),
+        user=request.user,
+        product__key=product,
+        version=version,
+    )
+
+
+@login_required
+def pending_approvals(request):
+    return render(request, "approvals/pending.html", {"promotions": selectors.pending_approvals_for(request.user)})
+
+
+def _signature_rows(promotion: Promotion) -> list[dict]:
+    rows = []
+    for signature in selectors.promotion_signatures(promotion).select_related("policy_version"):
+        if signature.invalidated_at:
+            status = "invalidated"
+        elif signature.expires_at and not signature.is_valid():
+            status = "expired"
+        else:
+            status = "valid"
+        rows.append({"signature": signature, "status": status})
+    return rows
+
+
+def _what_changes(promotion: Promotion) -> dict:
+    """CRs, commits and requirements this release brings compared with what runs in the target environment now."""
+    running = selectors.environment_running(environment=promotion.environment)
+    if running is not None and running.pk == promotion.release_id:
+        running = None
+    release = promotion.release
+    mine_builds = {a.build_id for a in release.artifacts.all()}
+    their_builds = {a.build_id for a in running.artifacts.all()} if running else set()
+    their_commits = set(BuildCommit.objects.filter(build_id__in=their_builds).values_list("sha", flat=True))
+    commits = [
+        c
+        for c in BuildCommit.objects.filter(build_id__in=mine_builds - their_builds).order_by("build_id", "position")
+        if c.sha not in their_commits
+    ]
+    their_crs = set(running.change_requests.values_list("pk", flat=True)) if running else set()
+    change_requests = [cr for cr in release.change_requests.order_by("pk") if cr.pk not in their_crs]
+    requirements = sorted(
+        {m for c in commits for m in REQUIREMENT_ID.findall(c.message)}
+        | {m for cr in change_requests for m in REQUIREMENT_ID.findall(cr.affected_items)}
+    )
+    return {
+        "running": running,
+        "commits": commits[:200],
+        "change_requests": change_requests,
+        "requirements": requirements,
+    }
+
+
+@login_required
+def promotion_detail(request, promotion_id: str):
+    promotion = _promotion(request, promotion_id)
+    release, product = promotion.release, promotion.release.product
+    status = services.promotion_status(promotion)
+    inputs = status.pop("_inputs")
+    held = roles_of(request.user, product)
+    required = status["approvals"]["required"]
+    # Anyone with a working role may try: the server decides, and a refusal names the rule that refused.
+    can_sign = promotion.state == Promotion.State.AWAITING_APPROVAL and bool(held - {Role.AUDITOR, Role.ADMIN})
+    policy = active_policy(product)
+    context = {
+        "promotion": promotion,
+        "release": release,
+        "status": status,
+        "blocking_gates": [g for g in status["gates"] if g["blocking"]],
+        "informational_gates": [g for g in status["gates"] if not g["blocking"]],
+        "facts": inputs.get("facts") or {},
+        "trace": (inputs.get("facts") or {}).get("trace") or {},
+        "change_requests": release.change_requests.order_by("pk"),
+        "signatures": _signature_rows(promotion),
+        "changes": _what_changes(promotion),
+        "events": with_changes(
+            cc_selectors.audit_events(user=request.user, product=product.key, object_human_id=promotion.human_id)[:200]
+        ),
+        "can_sign": can_sign,
+        "required_labels": [Role(r).label for r in required],
+        "missing_labels": [Role(r).label for r in status["approvals"]["missing"]],
+    }
+    if can_sign and policy is not None:
+        content = services.promotion_signed_content(
+            promotion, policy=policy, evidence_sha256=inputs.get("evidence_sha256", "")
+        )
+        context["sign_statements"] = sign_statements(
+            subject=f"{promotion.human_id}: {release} into {promotion.environment.key}",
+            content=content,
+            meanings=(Signature.Meaning.APPROVED, Signature.Meaning.REJECTED),
+        )
+        context["sign_roles"] = [Role(r).label for r in required if r in held]
+        context["evidence_sha256"] = inputs.get("evidence_sha256", "")
+    return render(request, "approvals/promotion.html", context)
+
+
+@login_required
+@require_POST
+def promotion_sign(request, promotion_id: str):
+    """The signing dialog posts here; the service re-authenticates and applies separation of duties."""
+    promotion = _promotion(request, promotion_id)
+    form = SignForm(request.POST)
+    if not form.is_valid():
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        messages.error(request, f"Nothing was signed: {problems}")
+        return redirect("promotion", promotion_id=promotion.human_id)
+    data = dict(form.cleaned_data)
+    data.pop("role", None)
+    try:
+        signature = services.promotion_sign(promotion=promotion, signer=request.user, **data)
+    except DomainError as error:
+        messages.error(request, refusal_message(error))
+    else:
+        messages.success(request, f"Signed: {signature.manifestation}.")
+    return redirect("promotion", promotion_id=promotion.human_id)
+
+
+@login_required
+def release_list(request, product: str):
+    product = _product(request, product)
+    releases = product.releases.select_related("created_by").prefetch_related("promotions__environment")[:200]
+    can_create = Role.RELEASE_MANAGER in roles_of(request.user, product)
+    return render(
+        request, "approvals/release_list.html", {"product": product, "releases": releases, "can_create": can_create}
+    )
+
+
+@login_required
+def release_create(request, product: str):
+    product = _product(request, product)
+    if Role.RELEASE_MANAGER not in roles_of(request.user, product):
+        messages.error(request, f"Only a release manager of {product.key} can create releases.")
+        return redirect("releases", product=product.key)
+    form = {"version": "", "artifacts": "", "change_requests": ""}
+    if request.method == "POST":
+        form = {key: request.POST.get(key, "") for key in form}
+        try:
+            release = services.release_create(
+                product=product,
+                actor=request.user,
+                version=form["version"],
+                artifact_digests=form["artifacts"].split(),
+                change_request_ids=form["change_requests"].replace(",", " ").split(),
+            )
+        except DomainError as error:
+            messages.error(request, refusal_message(error))
+        else:
+            messages.success(request, f"Release {release} created.")
+            return redirect("release", product=product.key, version=release.version)
+    recent = product.artifacts.order_by("-id")[:20]
+    open_crs = product.change_requests.filter(state__in=("approved", "implemented", "submitted")).order_by("-id")[:50]
+    return render(
+        request,
+        "approvals/release_form.html",
+        {"product": product, "form": form, "recent_artifacts": recent, "open_crs": open_crs},
+    )
+
+
+@login_required
+def release_detail(request, product: str, version: str):
+    release = _release(request, product, version)
+    held = roles_of(request.user, release.product)
+    promotions = release.promotions.select_related("environment", "requester").order_by("id")
+    open_envs = {p.environment.key for p in promotions if p.is_open() or p.state == Promotion.State.DEPLOYED}
+    environments = [e for e in release.product.environments.all() if e.key not in open_envs]
+    context = {
+        "release": release,
+        "artifacts": selectors.release_artifacts(release),
+        "change_requests": release.change_requests.order_by("pk"),
+        "promotions": promotions,
+        "environments": environments if Role.RELEASE_MANAGER in held else [],
+        "events": with_changes(
+            cc_selectors.audit_events(user=request.user, product=release.product.key, object_human_id=release.human_id)[
+                :100
+            ]
+        ),
+    }
+    return render(request, "approvals/release_detail.html", context)
+
+
+@login_required
+@require_POST
+def release_promote(request, product: str, version: str):
+    release = _release(request, product, version)
+    try:
+        promotion = services.promotion_request(
+            release=release, environment_key=request.POST.get("environment", ""), actor=request.user
+        )
+    except DomainError as error:
+        messages.error(request, refusal_message(error))
+        return redirect("release", product=release.product.key, version=release.version)
+    messages.success(request, f"{promotion.human_id} requested.")
+    return redirect("promotion", promotion_id=promotion.human_id)
+
+
+@login_required
+def policy_history(request, product: str):
+    product = _product(request, product)
+    versions = list(selectors.policy_versions(product))
+    signatures = {
+        s.subject_id: s
+        for s in Signature.objects.filter(
+            subject_type="changecontrol.policyversion",
+            subject_id__in=[v.pk for v in versions],
+            invalidated_at__isnull=True,
+        )
+    }
+    rows = [{"version": v, "signature": signatures.get(v.pk)} for v in versions]
+    return render(request, "approvals/policy_history.html", {"product": product, "rows": rows})
+
+
+@login_required
+def policy_diff(request, product: str):
+    product = _product(request, product)
+    versions = {v.version: v for v in selectors.policy_versions(product)}
+    try:
+        a, b = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
+        old, new = versions[a], versions[b]
+    except (ValueError, KeyError):
+        raise Http404("choose two existing policy versions") from None
+    diff = list(
+        difflib.unified_diff(
+            old.source.splitlines(),
+            new.source.splitlines(),
+            fromfile=f"v{a} ({old.sha256[:12]})",
+            tofile=f"v{b} ({new.sha256[:12]})",
+            lineterm="",
+        )
+    )
+    lines = [
+        {
+            "text": line,
+            "kind": "add"
+            if line.startswith("+") and not line.startswith("+++")
+            else "del"
+            if line.startswith("-") and not line.startswith("---")
+            else "ctx",
+        }
+        for line in diff
+    ]
+    return render(request, "approvals/policy_diff.html", {"product": product, "old": old, "new": new, "lines": lines})
+
+
+def policy_version_states() -> dict:
+    return dict(PolicyVersion.State.choices)
