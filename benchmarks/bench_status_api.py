@@ -21,6 +21,8 @@ import threading
 import time
 from datetime import timedelta
 
+from benchmarks import Result
+
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 300
 RELEASES = int(os.environ.get("CUSTODY_BENCH_RELEASES", "200"))
@@ -276,8 +278,8 @@ def _p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values)
 
 
-def run() -> list[dict]:
-    """Rows `{name, measured_s, floor_s, ratio, target}` plus throughput and latency figures."""
+def run() -> list[Result]:
+    """Throughput against a bare DRF view on the same setup, with latency figures in the note."""
     _django()
     from django.conf import settings
     from django.urls import clear_url_caches
@@ -299,36 +301,34 @@ def run() -> list[dict]:
         (_drive("/bench/floor", secret, working_set) for _ in range(3)), key=lambda r: r[0]
     )
     measured_s, lat, err = min((_drive("/api/v1/status", secret, working_set) for _ in range(3)), key=lambda r: r[0])
-    throughput_ratio = floor_s / measured_s if measured_s else 0.0
     # p99 under 16 concurrent clients is bounded by one process's GIL (the floor's own p99 shows it), so the
     # latency target is checked on a single client, as one pipeline meets it; both figures are reported.
     p99_ms = _p99(_serial_latencies("/api/v1/status", secret, working_set)) * 1000
     floor_serial_p99_ms = _p99(_serial_latencies("/bench/floor", secret, working_set)) * 1000
+    errors = err + floor_err
+    if errors:
+        raise RuntimeError(f"{errors} status requests failed during the benchmark")
+    # Throughput ratio: the floor and the status API served the same number of requests, so floor time /
+    # measured time is the throughput ratio (target 0.5). Latency is reported beside it.
     return [
-        {
-            "name": (
-                f"status API: {CLIENTS} clients, {RELEASES} releases, {RELEASES * ARTIFACTS_PER_RELEASE:,} artifacts"
+        Result(
+            name=f"status API throughput, {CLIENTS} concurrent clients",
+            size=f"{RELEASES} releases, {RELEASES * ARTIFACTS_PER_RELEASE:,} artifacts, {total:,} requests",
+            measured_seconds=measured_s,
+            floor_seconds=floor_s,
+            target_ratio=TARGET_THROUGHPUT_RATIO,
+            note=(
+                f"{total / measured_s:.0f} status req/s vs {total / floor_s:.0f} for a bare DRF view with one indexed query; "
+                f"p99 {p99_ms:.1f} ms from one client (floor {floor_serial_p99_ms:.1f} ms), "
+                f"{_p99(lat) * 1000:.0f} ms with {CLIENTS} clients in one Python process (floor {_p99(floor_lat) * 1000:.0f} ms: "
+                f"the process's GIL, not the endpoint, sets the concurrent figure); target p99 < {TARGET_P99_MS:g} ms "
+                f"{'met' if p99_ms < TARGET_P99_MS else 'MISSED'} for a single client. First (uncached) pass {cold_s:.2f} s."
             ),
-            "measured_s": round(measured_s, 4),
-            "floor_s": round(floor_s, 4),
-            "ratio": round(throughput_ratio, 2),
-            "target": f"throughput >= {TARGET_THROUGHPUT_RATIO} of the floor and p99 < {TARGET_P99_MS:g} ms",
-            "met": throughput_ratio >= TARGET_THROUGHPUT_RATIO and p99_ms < TARGET_P99_MS and not err,
-            "requests": total,
-            "status_requests_per_s": round(total / measured_s, 1),
-            "floor_requests_per_s": round(total / floor_s, 1),
-            "status_p50_ms": round(statistics.median(lat) * 1000, 2),
-            "status_p99_ms_single_client": round(p99_ms, 2),
-            "floor_p99_ms_single_client": round(floor_serial_p99_ms, 2),
-            "status_p99_ms_16_clients": round(_p99(lat) * 1000, 2),
-            "floor_p99_ms_16_clients": round(_p99(floor_lat) * 1000, 2),
-            "warm_up_pass_s": round(cold_s, 3),
-            "errors": err + floor_err,
-        }
+        )
     ]
 
 
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(), indent=2))
+    print(json.dumps([r.__dict__ for r in run()], indent=2, default=str))

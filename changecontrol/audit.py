@@ -169,8 +169,23 @@ def iter_events(batch_size: int = 5000) -> Iterator[AuditEvent]:
 
 # The columns event_fields() covers, in the order _iter_rows() reads them (the hash itself comes last).
 _ROW_COLUMNS = (
-    "id", "at", "actor_id", "actor_name", "action", "product_key", "object_type", "object_id", "object_human_id",
-    "object_version", "before", "after", "reason", "request_id", "client_address", "via_token", "previous_hash",
+    "id",
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "product_key",
+    "object_type",
+    "object_id",
+    "object_human_id",
+    "object_version",
+    "before",
+    "after",
+    "reason",
+    "request_id",
+    "client_address",
+    "via_token",
+    "previous_hash",
 )
 
 

@@ -1508,7 +1508,9 @@ environments:
       - id: provenance
         kind: provenance
         description: "The artifact was built by the release pipeline from the rsd repository (SLSA)"
-        builder_ids: ["https://ci.example/acme/rsd/release.yml@refs/heads/main"]
+        builder_ids:
+          - "https://github.com/acme/rsd/.github/workflows/release.yml@refs/heads/main"
+          - "https://ci.example/acme/rsd/release.yml@refs/heads/main"
         blocking: true
       - {id: tests, kind: tests, max_failed: 0, min_total: 1, blocking: true,
          description: "Tests ran and none failed"}

@@ -158,6 +158,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Re-queue alert deliveries whose retry is overdue (a lost broker message must not lose an alert).
     "alerts-redeliver-due": {"task": "alerts.tasks.redeliver_due", "schedule": 60},
+    # Promotions whose approvals lapsed are marked expired (the status API already answers from expiry times).
+    "promotions-expire": {"task": "approvals.tasks.promotions_expire", "schedule": 300},
 }
 # Webhook retry backoff in seconds, one entry per retry; after CUSTODY_ALERT_MAX_ATTEMPTS a delivery is dead.
 CUSTODY_ALERT_BACKOFF_SECONDS = [

@@ -214,7 +214,9 @@ def test_audit_events_of_other_products_are_invisible(api, product, other_produc
 def test_audit_csv_writer_neutralises_formulas_and_encodes_json(product, cast):
     from changecontrol.api import AuditEventOutput, audit_csv_response
 
-    change_request = open_change_request(product=product, requester=cast["rory"], title="=cmd|' /C calc'!A0", answers=LOW_RISK)
+    change_request = open_change_request(
+        product=product, requester=cast["rory"], title="=cmd|' /C calc'!A0", answers=LOW_RISK
+    )
     rows = AuditEventOutput(AuditEvent.objects.filter(object_id=str(change_request.pk)).order_by("id"), many=True).data
     response = audit_csv_response(rows)
     parsed = list(csv.DictReader(io.StringIO(response.content.decode())))

@@ -130,7 +130,10 @@ def test_default_policy_production_gates_carry_their_parameters():
         "few-skipped-tests",
     ]
     assert gates["provenance"].params == {
-        "builder_ids": ("https://ci.example/acme/rsd/release.yml@refs/heads/main",),
+        "builder_ids": (
+            "https://github.com/acme/rsd/.github/workflows/release.yml@refs/heads/main",
+            "https://ci.example/acme/rsd/release.yml@refs/heads/main",
+        ),
         "require_source_repository": True,
     }
     assert gates["critical-vulns"].params == {"max": {"critical": 0, "high": 0}, "ignore_unfixed": False}
