@@ -23,7 +23,8 @@ from changecontrol.policy import DEFAULT_POLICY_YAML
 
 DEMO_PASSWORD = "custody-demo-password"
 DEMO_EMAIL_DOMAIN = "demo.custody.example"
-EXTENSIONS = ("evidence.demo", "approvals.demo", "changecontrol.items_demo")
+# Items first: a release frozen by the approvals demo takes its trace baseline from them.
+EXTENSIONS = ("changecontrol.items_demo", "evidence.demo", "approvals.demo")
 CI_SCOPES = [
     "evidence:write",
     "status:read",

@@ -24,6 +24,6 @@ def test_seed_registers_a_build_with_processed_evidence(product, cast, admin_use
     assert Evidence.objects.get(evidence_type="dsse").verdict == "signed"
     assert Evidence.objects.get(evidence_type="cyclonedx").verdict == "signed"
     assert Provenance.objects.get().source_commit == demo.COMMIT
-    assert TestResult.objects.filter(requirement_ids__contains=["REQ-017"]).exists()
+    assert TestResult.objects.filter(requirement_ids__contains=["REQ-004"]).exists()
     demo.seed(context)  # a second run changes nothing
     assert Build.objects.count() == 1 and "already seeded" in out.getvalue()
