@@ -144,43 +144,30 @@ def ci_account(db):
     return make_user("ci-rsd", "CI (rsd)", is_service_account=True)
 
 
+CI_SCOPES = [
+    "evidence:write",
+    "status:read",
+    "deployments:write",
+    "snapshots:write",
+    "releases:write",
+    "requirements:write",
+]
+
+
+def ci_token_for(product: Product, account: User, *, actor: User) -> str:
+    """A CI token with every CI scope on one product (the secret, as CI would hold it)."""
+    _, secret = token_create(actor=actor, name="ci", user=account, products=[product], scopes=CI_SCOPES)
+    return secret
+
+
 @pytest.fixture
 def ci_token(db, product, ci_account, admin_user) -> str:
-    _, secret = token_create(
-        actor=admin_user,
-        name="ci",
-        user=ci_account,
-        products=[product],
-        scopes=[
-            "evidence:write",
-            "status:read",
-            "deployments:write",
-            "snapshots:write",
-            "releases:write",
-            "requirements:write",
-        ],
-    )
-    return secret
+    return ci_token_for(product, ci_account, actor=admin_user)
 
 
 @pytest.fixture
 def other_product_token(db, other_product, admin_user) -> str:
-    account = make_user("ci-lab", "CI (lab)", is_service_account=True)
-    _, secret = token_create(
-        actor=admin_user,
-        name="ci",
-        user=account,
-        products=[other_product],
-        scopes=[
-            "evidence:write",
-            "status:read",
-            "deployments:write",
-            "snapshots:write",
-            "releases:write",
-            "requirements:write",
-        ],
-    )
-    return secret
+    return ci_token_for(other_product, make_user("ci-lab", "CI (lab)", is_service_account=True), actor=admin_user)
 
 
 def client_for(user: User | None = None, *, token: str | None = None) -> APIClient:
