@@ -105,6 +105,7 @@ def seed(context) -> None:
                 )
                 break
             out.write(f"approvals demo: {promotion.human_id} {release} → {environment} approved\n")
+    _seed_runtime(context, product, ci=ci)
 
 
 def _sign_missing(context, promotion: Promotion, *, preferred: User) -> None:
@@ -139,3 +140,58 @@ def _sign_missing(context, promotion: Promotion, *, preferred: User) -> None:
             context.stdout.write(
                 f"approvals demo: {promotion.human_id} not signed by {signer.username}: {error.detail}\n"
             )
+
+
+UNKNOWN_DIGEST = "sha256:" + "d1f7" * 16  # an image nobody's build registered: drift of unknown provenance
+
+
+def _seed_runtime(context, product, *, ci: User) -> None:
+    """Deployments of what was approved, one break-glass with its review due, and a snapshot that shows drift."""
+    from approvals import deployments, drift
+    from approvals.models import Deployment
+
+    out = context.stdout
+    if Deployment.objects.filter(product=product).exists():
+        out.write("approvals demo: rsd deployments already seeded\n")
+        return
+    environments = {e.key: e for e in product.environments.all()}
+    approved = (
+        Promotion.objects.filter(release__product=product, state=Promotion.State.APPROVED)
+        .select_related("release", "environment")
+        .order_by("environment__order", "id")
+    )
+    for promotion in approved:
+        for artifact in promotion.release.artifacts.all():
+            deployment = deployments.deployment_record(
+                artifact=artifact,
+                environment=promotion.environment,
+                deployer=ci,
+                pipeline_url=f"https://ci.example/acme/rsd/deploy/{promotion.pk}",
+            )
+            out.write(f"approvals demo: {deployment.human_id} {artifact.name} → {promotion.environment.key}\n")
+    sre = _person(context, "sean")
+    latest = Artifact.objects.filter(product=product).order_by("-id").first()
+    production = environments.get("production")
+    if sre is not None and latest is not None and production is not None:
+        try:
+            deployment = deployments.deployment_record(
+                artifact=latest,
+                environment=production,
+                deployer=sre,
+                kind=Deployment.Kind.BREAK_GLASS,
+                justification="Demo: the scoring service crash-looped after a certificate rotation; "
+                "the fixed image could not wait for the pipeline.",
+            )
+            out.write(f"approvals demo: {deployment.human_id} break-glass by {sre.username}; review due\n")
+        except DomainError as error:
+            out.write(f"approvals demo: break-glass not recorded: {error.detail}\n")
+    if production is not None:
+        running = [
+            {"name": d.artifact.name, "digest": d.artifact.digest}
+            for d in Deployment.objects.filter(environment=production).select_related("artifact")
+        ]
+        running.append({"name": "rsd-sidecar", "digest": UNKNOWN_DIGEST})
+        result = drift.snapshot_record(environment=production, reporter=ci, artifacts=running)
+        out.write(
+            f"approvals demo: {result.snapshot.human_id} of production: {len(result.opened)} drift finding(s) opened\n"
+        )

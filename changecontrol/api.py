@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+from datetime import UTC, datetime, time
 
 from django.http import HttpResponse
 from django.utils.dateparse import parse_date, parse_datetime
@@ -15,6 +17,7 @@ from rest_framework.views import APIView
 from changecontrol import selectors, services
 from changecontrol.access import visible_products
 from changecontrol.api_base import change_request_for, product_for, require_person, token_of
+from changecontrol.errors import ValidationFailed
 from changecontrol.keys import keyring
 from changecontrol.models import ChangeRequest, Product, Signature
 
@@ -308,8 +311,6 @@ def audit_csv_response(rows) -> HttpResponse:
 
 
 def _csv_cell(value):
-    import json
-
     text = (
         json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else ("" if value is None else str(value))
     )
@@ -318,19 +319,20 @@ def _csv_cell(value):
 
 
 def _date_param(value, *, end_of_day: bool = False):
+    """A query-string date or date-time as an aware UTC datetime; a plain date covers the whole day."""
     if not value:
         return None
-    parsed = parse_datetime(value)
+    try:
+        # A plain date first: parse_datetime would read "2025-01-31" as a naive midnight and cut the day short.
+        day = parse_date(value) if len(value) == 10 else None
+        parsed = None if day else parse_datetime(value)
+    except ValueError:
+        day = parsed = None
+    if day is not None:
+        return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
     if parsed is not None:
-        return parsed
-    day = parse_date(value)
-    if day is None:
-        from changecontrol.errors import ValidationFailed
-
-        raise ValidationFailed(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)")
-    from datetime import UTC, datetime, time
-
-    return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ValidationFailed(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)")
 
 
 class PublicKeysApi(APIView):

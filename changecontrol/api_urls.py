@@ -36,4 +36,6 @@ urlpatterns = [
     path("", include("evidence.api_urls")),
     path("", include("evidence.export_urls")),
     path("", include("approvals.api_urls")),
+    path("", include("approvals.runtime_urls")),
+    path("", include("evidence.auditor_api_urls")),
 ]

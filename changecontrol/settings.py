@@ -160,6 +160,8 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-redeliver-due": {"task": "alerts.tasks.redeliver_due", "schedule": 60},
     # Promotions whose approvals lapsed are marked expired (the status API already answers from expiry times).
     "promotions-expire": {"task": "approvals.tasks.promotions_expire", "schedule": 300},
+    # Overdue break-glass retrospective reviews are alerted daily until signed (DESIGN §4.7).
+    "approvals-alert-overdue-reviews": {"task": "approvals.tasks.alert_overdue_reviews", "schedule": 24 * 3600},
 }
 # Webhook retry backoff in seconds, one entry per retry; after CUSTODY_ALERT_MAX_ATTEMPTS a delivery is dead.
 CUSTODY_ALERT_BACKOFF_SECONDS = [

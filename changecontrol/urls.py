@@ -8,5 +8,7 @@ urlpatterns = [
     path("", include("changecontrol.items_page_urls")),
     path("", include("evidence.page_urls")),
     path("", include("approvals.page_urls")),
+    path("", include("approvals.runtime_page_urls")),
     path("", include("alerts.page_urls")),
+    path("", include("evidence.auditor_urls")),
 ]

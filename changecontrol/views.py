@@ -19,7 +19,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from changecontrol import esign, selectors, services
+from changecontrol import charts, esign, selectors, services
+from changecontrol import dashboard as dashboards
 from changecontrol.access import get_visible_or_404, visible_products
 from changecontrol.api_base import parse_human_id
 from changecontrol.errors import DomainError, SeparationOfDutiesViolation, ValidationFailed
@@ -33,7 +34,7 @@ from changecontrol.forms import (
     humanize,
 )
 from changecontrol.models import ChangeRequest, Product, Role, Signature
-from changecontrol.roles import has_role, role_map, roles_of
+from changecontrol.roles import has_role, roles_of
 
 PAGE_SIZE = 50
 DEFAULT_TIERS = ("low", "medium", "high", "critical")
@@ -112,31 +113,15 @@ class SignInView(auth_views.LoginView):
 
 @login_required
 def home(request):
+    """The dashboard: what needs this person today, shaped by their roles, with the 90-day charts."""
     user = request.user
-    roles = role_map(user)
-    products = list(Product.objects.filter(id__in=roles))
-    my_products = [{"product": p, "roles": sorted(Role(r).label for r in roles[p.pk])} for p in products]
-    awaiting = _awaiting_signature(user, products)
-    drafts = selectors.change_requests(products=products, filters={"state": "draft"}).filter(requester=user)
-    return render(request, "home.html", {"my_products": my_products, "awaiting": awaiting, "drafts": drafts})
-
-
-def _awaiting_signature(user, products) -> list[ChangeRequest]:
-    """Submitted CRs whose tier asks for a role this person holds, not yet signed by them, not their own."""
-    submitted = selectors.change_requests(products=products, filters={"state": "submitted"}).exclude(authors=user)
-    signed = set(
-        Signature.objects.filter(
-            signer=user, invalidated_at__isnull=True, subject_type="changecontrol.changerequest"
-        ).values_list("subject_id", flat=True)
-    )
-    awaiting = []
-    for change_request in submitted[:200]:
-        if change_request.pk in signed or change_request.requester_id == user.pk:
-            continue
-        rule = change_request.policy_version.document.change_approval_for(change_request.tier)
-        if set(rule.roles) & roles_of(user, change_request.product):
-            awaiting.append(change_request)
-    return awaiting
+    dashboard = dashboards.dashboard_for(user)
+    context = {
+        "dashboard": dashboard,
+        "my_products": dashboards.my_products(user),
+        "charts": charts.dashboard_charts(product_ids=dashboard.product_ids) if dashboard.product_ids else [],
+    }
+    return render(request, "home.html", context)
 
 
 @login_required
