@@ -107,20 +107,23 @@ def break_glass_refusal(*, deployer: User, artifact: Artifact, release: Release 
     return None
 
 
-def _refuse_break_glass(*, deployer: User, artifact: Artifact, environment: Environment, rule: str, detail: str):
-    """Audit the refused claim in its own transaction (it survives the refusal), then raise 403 naming the rule."""
+def _refuse_break_glass(*, deployer: User, deployment: Deployment, rule: str, detail: str):
+    """Audit the refused claim in its own transaction (it survives the refusal), then raise 403 naming the rule.
+
+    The deployment itself is already recorded (a fact is never refused), flagged unauthorised and alerted;
+    what is refused is the claim that it was an authorised emergency bypass (DESIGN §8: SoD refusals are 403).
+    """
     with transaction.atomic():
         audit.record(
             actor=deployer,
             action="deployment.break_glass_refused",
+            obj=deployment,
             reason=f"{rule}: {detail}",
-            product_key=artifact.product.key,
-            object_human_id=f"{artifact.digest[:40]} → {environment.key}",
-            after={"artifact": artifact.digest, "environment": environment.key, "rule": rule},
+            after={"artifact": deployment.artifact.digest, "environment": deployment.environment.key, "rule": rule},
         )
-    if rule == "break_glass.role_required":
-        raise NotPermitted(detail, rule=rule)
-    raise SeparationOfDutiesViolation(detail, rule=rule)
+    detail = f"{detail}. The deployment was recorded as {deployment.human_id} and flagged unauthorised."
+    error = NotPermitted if rule == "break_glass.role_required" else SeparationOfDutiesViolation
+    raise error(detail, rule=rule, deployment=deployment.human_id)
 
 
 def _status_at_this_moment(*, artifact: Artifact, environment: Environment) -> dict[str, Any]:
@@ -167,7 +170,7 @@ def deployment_record(
     # 1. The decision at this moment: the status API's own answer (never a second implementation of the gates).
     answer = _status_at_this_moment(artifact=artifact, environment=environment)
     release = release_for_deployment(artifact=artifact, environment=environment, answer=answer)
-    # 2. A break-glass claim is checked before anything is written.
+    # 2. A break-glass claim is checked before anything is written; a refused one is still recorded as a fact.
     if kind == Deployment.Kind.BREAK_GLASS:
         if not justification:
             raise ValidationFailed(
@@ -175,11 +178,9 @@ def deployment_record(
                 errors={"justification": ["This field is required for break-glass."]},
             )
         refusal = break_glass_refusal(deployer=deployer, artifact=artifact, release=release)
-        if refusal is not None:
-            _refuse_break_glass(
-                deployer=deployer, artifact=artifact, environment=environment, rule=refusal[0], detail=refusal[1]
-            )
-    return _deployment_write(
+    else:
+        refusal = None
+    deployment = _deployment_write(
         artifact=artifact,
         environment=environment,
         deployer=deployer,
@@ -188,12 +189,16 @@ def deployment_record(
         justification=justification,
         answer=answer,
         release=release,
+        refusal=refusal,
     )
+    if refusal is not None:
+        _refuse_break_glass(deployer=deployer, deployment=deployment, rule=refusal[0], detail=refusal[1])
+    return deployment
 
 
 @transaction.atomic
 def _deployment_write(
-    *, artifact, environment, deployer, kind, pipeline_url, justification, answer, release
+    *, artifact, environment, deployer, kind, pipeline_url, justification, answer, release, refusal=None
 ) -> Deployment:
     # 1. Serialise deployments into one environment (the log's order is the order facts arrived).
     environment = Environment.objects.select_for_update().select_related("product").get(pk=environment.pk)
@@ -219,6 +224,8 @@ def _deployment_write(
             reasons.extend(answer.get("reasons") or [])
     if kind == Deployment.Kind.BREAK_GLASS:
         reasons.insert(0, f"break-glass by {deployer.printed_name}: {justification}")
+    if refusal is not None:
+        reasons.insert(0, f"break-glass refused by rule {refusal[0]}: {refusal[1]}")
     deployment = Deployment.objects.create(
         product=product,
         environment=environment,
@@ -282,7 +289,7 @@ def _deployment_write(
             body={**body, "justification": justification, "review_due": review.due_at.isoformat()},
             dedupe_key=f"deployment:{deployment.pk}",
         )
-    elif not authorised:
+    if refusal is not None or (kind != Deployment.Kind.BREAK_GLASS and not authorised):
         alert_raise(
             product=product,
             event_kind="unauthorised_deployment",

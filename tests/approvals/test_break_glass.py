@@ -61,7 +61,11 @@ def test_engineer_cannot_break_glass_and_the_refusal_is_audited(api, cast, relea
     assert response.json()["rule"] == "break_glass.role_required"
     assert "sre" in response.json()["detail"]
     assert AuditEvent.objects.filter(action="deployment.break_glass_refused", actor__username="alice").exists()
-    assert not Deployment.objects.exists()
+    # The claim is refused, the fact is not: the deployment is recorded, unauthorised, and alerted.
+    deployment = Deployment.objects.get()
+    assert response.json()["deployment"] == deployment.human_id and deployment.human_id in response.json()["detail"]
+    assert deployment.authorised is False and deployment.reasons[0].startswith("break-glass refused by rule")
+    assert Alert.objects.filter(event_kind="unauthorised_deployment", subject__startswith=deployment.human_id).exists()
 
 
 def test_ci_service_account_cannot_break_glass(api, ci_token, release):
