@@ -63,6 +63,17 @@ def test_lockout_after_the_threshold_alerts_administrators(
     assert mail.outbox and all(message.subject.endswith("Custody account locked: alice") for message in mail.outbox)
 
 
+def test_lockout_raises_an_alert_on_each_product_the_person_works_on(author, product, settings):
+    from alerts.models import Alert
+
+    settings.CUSTODY_LOCKOUT_THRESHOLD = 2
+    client = Client()
+    for _ in range(3):  # a third failure while locked raises nothing new
+        sign_in(client, "alice", "wrong")
+    alert = Alert.objects.get(event_kind="lockout")
+    assert alert.product == product and alert.body["user"] == "alice" and alert.body["failed_attempts"] == 2
+
+
 def test_locked_user_cannot_sign_in_even_with_the_right_password(author, settings):
     settings.CUSTODY_LOCKOUT_THRESHOLD = 2
     client = Client()

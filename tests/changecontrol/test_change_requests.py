@@ -35,6 +35,17 @@ def test_low_tier_is_approved_automatically_and_recorded_as_a_system_decision(pr
     assert event.actor is None and event.after["policy_version"] == 1
 
 
+def test_submitting_a_change_that_needs_signatures_raises_an_approval_requested_alert(product, release_manager):
+    from alerts.models import Alert
+
+    change_request = open_change_request(product=product, requester=release_manager, answers=HIGH_RISK)
+    alert = Alert.objects.get(event_kind="approval_requested")
+    assert alert.product == product and alert.body["change_request"] == change_request.human_id
+    assert alert.body["roles"] == "quality, security"
+    open_change_request(product=product, requester=release_manager, answers=LOW_RISK)  # auto-approved: no alert
+    assert Alert.objects.filter(event_kind="approval_requested").count() == 1
+
+
 def test_submitting_needs_risk_assessment_and_plans(product, release_manager):
     change_request = services.change_request_create(product=product, requester=release_manager, title="Tidy logging")
     with pytest.raises(ValidationFailed) as refused:
