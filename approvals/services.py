@@ -274,7 +274,28 @@ def _promotion_request(*, release: Release, environment_key: str, actor: User) -
         after={"state": promotion.state},
     )
     _approve_if_allowed(promotion, actor=None)
+    if promotion.state == Promotion.State.AWAITING_APPROVAL:
+        _alert_approval_requested(promotion)
     return promotion
+
+
+def _alert_approval_requested(promotion: Promotion) -> None:
+    """Tell the product's subscribers a promotion waits for signatures (raised in this transaction)."""
+    from alerts.services import alert_raise
+
+    alert_raise(
+        product=promotion.release.product,
+        event_kind="approval_requested",
+        subject=f"{promotion.human_id} awaits approval: {promotion.release} into {promotion.environment.key}",
+        body={
+            "promotion": promotion.human_id,
+            "release": str(promotion.release),
+            "environment": promotion.environment.key,
+            "tier": promotion.tier,
+            "url": f"/promotions/{promotion.human_id}",
+        },
+        dedupe_key=f"promotion:{promotion.pk}",
+    )
 
 
 def _approve_if_allowed(promotion: Promotion, *, actor: User | None) -> dict:

@@ -107,7 +107,11 @@ def test_a_rebuilt_artifact_starts_again_at_staging(release, cast, product, ci_a
 
 
 def test_production_waits_for_a_quality_signature_then_allows(api, ci_token, production_promotion, artifact, cast):
+    from alerts.models import Alert
+
     assert production_promotion.state == "awaiting_approval"
+    alert = Alert.objects.get(event_kind="approval_requested", body__promotion=production_promotion.human_id)
+    assert alert.body["environment"] == "production"
     body = status_of(api, ci_token, artifact.digest).json()
     assert body["decision"] == "pending"
     assert body["approvals"]["required"] == ["quality"]
