@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from changecontrol.env import env_bool, env_int, env_list, env_str, require_in_production
 
@@ -129,6 +130,21 @@ STORAGES = {
         )
     },
 }
+
+# S3-compatible evidence storage (with `django-storages[s3]` installed and CUSTODY_EVIDENCE_STORAGE set to
+# storages.backends.s3.S3Storage): the bucket should have object lock, so stored evidence cannot be rewritten.
+# Credentials come from the standard AWS environment variables or the instance role, never from here.
+if "s3" in STORAGES["default"]["BACKEND"].lower():
+    STORAGES["default"]["OPTIONS"] = {
+        "bucket_name": env_str("CUSTODY_S3_BUCKET", ""),
+        "endpoint_url": env_str("CUSTODY_S3_ENDPOINT_URL", "") or None,
+        "region_name": env_str("CUSTODY_S3_REGION", "") or None,
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_auth": True,
+    }
+    if not STORAGES["default"]["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("CUSTODY_EVIDENCE_STORAGE is an S3 backend: set CUSTODY_S3_BUCKET to its bucket")
 
 # Evidence uploads: anything over the limit is refused with 413 before it is stored.
 CUSTODY_MAX_UPLOAD_BYTES = env_int("CUSTODY_MAX_UPLOAD_MB", 50, minimum=1) * 1024 * 1024
