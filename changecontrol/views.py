@@ -116,9 +116,11 @@ def home(request):
     """The dashboard: what needs this person today, shaped by their roles, with the 90-day charts."""
     user = request.user
     dashboard = dashboards.dashboard_for(user)
+    my_products = dashboards.my_products(user)
     context = {
         "dashboard": dashboard,
-        "my_products": dashboards.my_products(user),
+        "my_products": my_products,
+        "my_role_names": sorted({role for row in my_products for role in row["roles"]}),
         "charts": charts.dashboard_charts(product_ids=dashboard.product_ids) if dashboard.product_ids else [],
     }
     return render(request, "home.html", context)
