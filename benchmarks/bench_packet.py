@@ -1,12 +1,13 @@
 """Benchmark: the PDF packet of a release with 1,000 requirements, 10,000 test results and 500 SBOM components.
 
-Compared in the same run with its floor: WeasyPrint rendering a bare document of the same tables (the
-1,000-row trace baseline, the listed test failures, the 500-component SBOM appendix) with no stylesheet and
-no gathering of facts — the least any PDF of that content costs. Target: within 1.5× of the floor. Second,
-the whole evidence bundle of that release (packet rendered, raw evidence, JSON exports, signed manifest)
-against a 10-second budget, with the packet already kept as the export service reuses it
-(the cold figure, packet rendered first, is printed in the note). Everything is written in one transaction and rolled back; the raw evidence
-files written to storage are deleted afterwards.
+The packet prints what an auditor reads, not 10,000 test rows: totals per suite and every failure, the
+1,000-row trace baseline, the skipped tests it lists as anomalies and the 500-component SBOM appendix. Compared
+in the same run with its floor: WeasyPrint alone rendering a bare, unstyled document of exactly those tables
+(same rows, same cells, built beforehand from the packet's own context) — the least any PDF of that content
+costs. Target: within 1.5× of the floor. Second, the whole evidence bundle of that release as the export task
+makes it when nothing is kept (packet rendered, raw evidence and JSON exports including every test result,
+manifest signed) against a 10-second budget. Everything is written in one transaction and rolled back; the raw
+evidence files written to storage are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -134,31 +135,32 @@ def _populate():
     return release, stored
 
 
-def bare_document(release) -> str:
-    """The packet's big tables as plain HTML: what any PDF of this content must lay out."""
-    from changecontrol.models import TraceBaseline
-    from evidence.models import SbomComponent, TestResult
+def bare_document(context) -> str:
+    """Exactly the tables the packet prints, same rows and cells, as plain HTML with no stylesheet: the floor.
 
-    baseline = TraceBaseline.objects.get(product=release.product, release_version=release.version).content
-    parts = ["<html><body><h1>", escape(str(release)), "</h1><table>"]
-    for row in baseline["rows"]:
-        tests = "; ".join(f"{t['name']} ({t['result']})" for t in row["tests"])
-        parts.append(
-            f"<tr><td>{escape(row['id'])}</td><td>{row['version']}</td><td>{row['status']}</td><td>{escape(tests)}</td></tr>"
-        )
-    parts.append("</table><table>")
-    for name, message in TestResult.objects.filter(artifact__releases=release, status="failed").values_list(
-        "name", "message"
-    )[:200]:
-        parts.append(f"<tr><td>{escape(name)}</td><td>{escape(message)}</td></tr>")
-    parts.append("</table><table>")
-    for name, version, purl, licence in (
-        SbomComponent.objects.filter(artifact__releases=release)
-        .order_by("name")
-        .values_list("name", "version", "purl", "license_expression")
-    ):
-        parts.append(f"<tr><td>{escape(name)}</td><td>{version}</td><td>{escape(purl)}</td><td>{licence}</td></tr>")
-    parts.append("</table></body></html>")
+    Built from the packet's own context (outside the timing), so the floor lays out what the packet lays out —
+    the trace baseline, the totals per suite, every failure, the skipped tests and the SBOM appendix — and
+    nothing else: no gathering, no template, no styling.
+    """
+    tables = [
+        [(r["id"], r["version"], r["status"], r["tests"]) for r in (context["trace_baseline"] or {}).get("rows", [])],
+        [
+            (s["artifact"], s["suite"], s["total"], s["passed"], s["failed"], s["error"], s["skipped"])
+            for s in context["tests"]["suites"]
+        ],
+        [(t["artifact"], t["test"], t["status"], t["message"]) for t in context["tests"]["failures"]],
+        [(t["artifact"], t["test"], t["message"] or "—") for t in context["anomalies"]["skipped"]],
+        [
+            (c["name"], c["version"], c["license_expression"] or "—", c["purl"], c["artifact__name"])
+            for c in context["components"]
+        ],
+    ]
+    parts = ["<html><body><h1>", escape(context["title"]), "</h1>"]
+    for rows in tables:
+        parts.append("<table>")
+        parts.extend("<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
+        parts.append("</table>")
+    parts.append("</body></html>")
     return "".join(parts)
 
 
@@ -166,13 +168,29 @@ def _measure(release) -> list[Result]:
     import weasyprint
 
     from evidence.bundles import build_release_bundle
-    from evidence.packets import render_packet_pdf
+    from evidence.packets import packet_context, render_packet_pdf
 
     size = f"{REQUIREMENTS:,} requirements, {TEST_RESULTS:,} test results, {COMPONENTS} SBOM components"
-    packet_seconds, pdf = timed(lambda: render_packet_pdf(release), repeat=2)
-    floor_seconds, _ = timed(lambda: weasyprint.HTML(string=bare_document(release)).write_pdf(), repeat=2)
-    # The bundle carries the packet of the same release state, reused when kept (evidence.exports._packet_bytes).
-    bundle_seconds, bundle = timed(lambda: build_release_bundle(release, pdf_bytes=pdf), repeat=2)
+    context = packet_context(release)
+    bare = bare_document(context)
+    printed = (
+        f"{len(context['trace_baseline']['rows']):,} trace rows, {len(context['tests']['suites'])} suite totals, "
+        f"{len(context['tests']['failures'])} failures, {len(context['anomalies']['skipped'])} skipped tests, "
+        f"{len(context['components'])} SBOM rows"
+    )
+    # 1. Floor and packet alternate, best of three each: a burst of load from another process then hits both
+    #    figures alike instead of skewing the ratio.
+    floor_times, packet_times = [], []
+    for _ in range(3):
+        seconds, floor_pdf = timed(lambda: weasyprint.HTML(string=bare).write_pdf(), repeat=1)
+        floor_times.append(seconds)
+        seconds, pdf = timed(lambda: render_packet_pdf(release), repeat=1)
+        packet_times.append(seconds)
+    floor_seconds, packet_seconds = min(floor_times), min(packet_times)
+    # 2. The whole bundle as the export task makes it with nothing kept: render the packet, zip, sign.
+    bundle_seconds, bundle = timed(
+        lambda: build_release_bundle(release, pdf_bytes=render_packet_pdf(release)), repeat=2
+    )
     return [
         Result(
             name="PDF release packet",
@@ -180,17 +198,21 @@ def _measure(release) -> list[Result]:
             measured_seconds=packet_seconds,
             floor_seconds=floor_seconds,
             target_ratio=TARGET_RATIO,
-            note=f"floor: WeasyPrint on a bare document of the same tables; packet {len(pdf):,} bytes; target within 1.5×",
+            note=(
+                f"floor: WeasyPrint alone on a bare, unstyled document of exactly the tables the packet prints "
+                f"({printed}); packet {len(pdf):,} bytes, floor {len(floor_pdf):,} bytes; target within 1.5×"
+            ),
         ),
         Result(
-            name="evidence bundle (packet kept)",
+            name="evidence bundle (packet rendered, zipped, signed)",
             size=size,
             measured_seconds=bundle_seconds,
             floor_seconds=BUNDLE_BUDGET_SECONDS,
             target_ratio=1.0,
             note=(
-                f"the floor column is the 10 s budget, not a measurement; bundle {len(bundle):,} bytes; with the packet "
-                f"rendered first (nothing kept yet) the bundle takes {packet_seconds + bundle_seconds:.1f} s"
+                f"the floor column is the 10 s budget, not a measurement; bundle {len(bundle):,} bytes with every "
+                f"raw report and all {TEST_RESULTS:,} results in test-results.json; nothing kept beforehand "
+                f"(a kept packet is reused by the export task, which makes it faster still)"
             ),
         ),
     ]
@@ -199,7 +221,12 @@ def _measure(release) -> list[Result]:
 def run() -> list[Result]:
     """The packet against its floor and the bundle against its budget; the data is rolled back."""
     _django()
+    import logging
+
     from django.core.files.storage import default_storage
+
+    # WeasyPrint logs every page it lays out at INFO: thousands of lines that say nothing about the result.
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     from django.db import transaction
 
     stored = []

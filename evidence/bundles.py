@@ -109,11 +109,11 @@ def _exports(release) -> dict[str, bytes]:
         "version": release.version,
         "created_at": _utc_iso(release.created_at),
         "created_by": release.created_by.printed_name,
-        "frozen_at": _utc_iso(getattr(release, "frozen_at", None)),
-        "manifest": getattr(release, "manifest", None),
-        "manifest_sha256": getattr(release, "manifest_sha256", ""),
-        "manifest_key_id": getattr(release, "manifest_key_id", ""),
-        "manifest_signature": getattr(release, "manifest_signature", ""),
+        "frozen_at": _utc_iso(release.frozen_at),
+        "manifest": release.manifest,
+        "manifest_sha256": release.manifest_sha256,
+        "manifest_key_id": release.manifest_key_id,
+        "manifest_signature": release.manifest_signature,
         "artifacts": [
             {"digest": a.digest, "name": a.name, "kind": a.kind, "build": a.build.human_id, "commit": a.build.commit}
             for a in release.artifacts.select_related("build", "build__product").order_by("digest")
@@ -181,11 +181,12 @@ def _exports(release) -> dict[str, bytes]:
         .select_related("artifact", "environment", "promotion", "policy_version")
         .order_by("pk")
     ]
-    deployments = _deployments(release)
     deployments_json = {
-        "recorded": deployments is not None,
-        "note": "" if deployments is not None else "this Custody installation does not record deployments yet",
-        "deployments": deployments or [],
+        "note": (
+            "Every deployment of this release or of its artifacts, oldest first: normal, rollback and break-glass, "
+            "whether it was authorised, and each break-glass deployment's retrospective review."
+        ),
+        "deployments": _deployments(release),
     }
     events = list(release_audit_events(release, change_requests=change_requests, promotions=promotions))
     checkpoint = None
@@ -240,7 +241,40 @@ def _exports(release) -> dict[str, bytes]:
         "decisions.json": _json_file(decisions_json),
         "deployments.json": _json_file(deployments_json),
         "audit-events.json": _json_file(audit_json),
+        "test-results.json": _test_results_json(release),
     }
+
+
+def _test_results_json(release) -> bytes:
+    """Every test result of the release's artifacts (the packet prints totals and failures only).
+
+    Written row by row rather than through `_json_file`: a release may hold tens of thousands of results.
+    """
+    from evidence.models import TestResult
+
+    rows = (
+        TestResult.objects.filter(artifact__releases=release)
+        .order_by("pk")
+        .values_list(
+            "artifact__digest",
+            "evidence_id",
+            "suite",
+            "classname",
+            "name",
+            "status",
+            "duration_s",
+            "message",
+            "requirement_ids",
+        )
+    )
+    keys = ("artifact", "evidence", "suite", "classname", "name", "status", "duration_s", "message", "requirements")
+    lines = []
+    for values in rows.iterator(chunk_size=5000):
+        row = dict(zip(keys, values, strict=True))
+        row["evidence"] = f"EV-{row['evidence']}"
+        lines.append(json.dumps(row, sort_keys=True, ensure_ascii=False))
+    body = ",\n  ".join(lines)
+    return f'{{\n"results": [\n  {body}\n]\n}}\n'.encode() if lines else b'{\n"results": []\n}\n'
 
 
 VERIFY_TEMPLATE = """# Verifying this evidence bundle
@@ -266,8 +300,9 @@ consistent: anyone can re-sign an edited bundle with their own key. Always verif
 Contents: `packet.pdf` (the human-readable release packet), `evidence/<type>/<sha256>-<name>` (each evidence
 file exactly as received; its sha256 is in its name), `evidence-index.json`, and JSON exports: `release.json`,
 `change-requests.json`, `approvals.json` (Part 11 signature manifestations), `decisions.json`,
-`deployments.json`, `audit-events.json` (each event with its hash and previous_hash, and the latest signed
-audit checkpoint at or after the last event).
+`deployments.json` (with break-glass retrospective reviews), `test-results.json` (every test result; the packet
+prints totals per suite and the failures), `audit-events.json` (each event with its hash and previous_hash, and
+the latest signed audit checkpoint at or after the last event).
 """
 
 
@@ -292,6 +327,6 @@ def build_release_bundle(release, *, pdf_bytes: bytes) -> bytes:
     subject = {
         "product": release.product.key,
         "version": release.version,
-        "manifest_sha256": getattr(release, "manifest_sha256", ""),
+        "manifest_sha256": release.manifest_sha256,
     }
     return build_bundle(files=files, subject=subject, created_at=created_at, sign=signing.sign_detached)
