@@ -4,12 +4,13 @@ Computed from the workflow records, never typed: items and links (changecontrol)
 messages of the builds, and the test results of the artifacts. One row per requirement with its gaps, each gap's
 severity taken from the policy (`traceability.severities`), and a coverage figure on top.
 
-Cost: a fixed number of SQL queries whatever the size (items, links, CR links, change requests, commits, the
-per-requirement results, the policy). On PostgreSQL one query returns, per requirement, the latest result of each
-test on the given artifacts and whether it was obtained after the requirement's current version (the join of
-`jsonb_array_elements_text(requirement_ids)` to the items is done by the database), plus the orphan tests; Python
-only walks the rows once. Elsewhere (SQLite, the embedded default) the same reduction runs in Python
-(`_requirement_results_python`), and a test keeps the two equal.
+Cost: a fixed number of SQL queries whatever the size (the policy, items, links, CR links, change requests,
+commits, and one results query). On PostgreSQL the results query reduces the test results to the latest one per
+requirement and test first (expanding `jsonb_array_elements_text(requirement_ids)`), joins those reduced rows to
+the items case-insensitively, and decides in the database whether each result was obtained after the
+requirement's current version; it returns plain rows ordered by item and test, times as epoch seconds. Python walks
+them once. Elsewhere (SQLite, the embedded default) the same rows come from a Python reduction
+(`_matrix_rows_python`), and tests keep the two equal.
 """
 
 from __future__ import annotations
@@ -40,79 +41,70 @@ RETIRED_STATUSES = frozenset({"obsolete", "deleted", "retired", "rejected", "wit
 REFERENCE = re.compile(r"\b([A-Za-z][A-Za-z0-9_]{0,30})-(\d{1,9})\b")
 FAILING = frozenset({TestResult.Status.FAILED, TestResult.Status.ERROR})
 
-# One hash aggregate instead of a sort: per (requirement, test) the latest time and the outcome obtained then
-# (when two results share that time the worse one wins: a failure is never hidden). Times travel as epoch
-# seconds inside one JSON document, because decoding ten thousand rows value by value costs more than the query.
-_LATEST_SELECT = """
-SELECT upper(req.value) AS requirement,
-       CASE WHEN tr.classname <> '' THEN tr.classname || '::' || tr.name ELSE tr.name END AS test,
-       CASE max(t.at)
-           WHEN max(t.at) FILTER (WHERE tr.status = 'failed') THEN 'failed'
-           WHEN max(t.at) FILTER (WHERE tr.status = 'error') THEN 'error'
-           WHEN max(t.at) FILTER (WHERE tr.status = 'passed') THEN 'passed'
-           ELSE 'skipped'
-       END AS outcome,
-       extract(epoch FROM max(t.at))::float8 AS at
-FROM evidence_testresult tr
-JOIN evidence_evidence ev ON ev.id = tr.evidence_id
-CROSS JOIN LATERAL (SELECT COALESCE(tr.executed_at, ev.uploaded_at) AS at) AS t
-CROSS JOIN LATERAL jsonb_array_elements_text(
-    CASE WHEN jsonb_typeof(tr.requirement_ids) = 'array' THEN tr.requirement_ids ELSE '[]'::jsonb END
-) AS req(value)
-WHERE ev.product_id = %s AND ev.state = 'parsed' AND ev.verdict IN ('signed', 'unsigned') {artifact_filter}
-GROUP BY upper(req.value), tr.classname, tr.name
-"""
-_LATEST_RESULTS_SQL = (
-    "SELECT COALESCE(json_agg(json_build_array(requirement, test, outcome, at)), '[]') FROM ("  # noqa: S608 - constants
-    + _LATEST_SELECT
-    + ") AS latest"
-)
-# The matrix's one results query: the latest results joined to the items they name, in the database. An ID names
-# the item whose identifier matches case-insensitively (the newest item when two differ only by case); a result
-# names a requirement, anything else makes the test an orphan. `counts` compares the result's time with the
-# requirement's current version (IEC 62304: a test of an older text verified that text, not this one). Tests are
-# ordered by code point (COLLATE "C"), as Python sorts. The answer is one JSON document:
-# [[[item pk, [[test, outcome, epoch, counts], ...]], ...], [[REQUIREMENT ID, test, outcome], ...]].
-_REQUIREMENT_RESULTS_SQL = """
-WITH known AS (
-    SELECT DISTINCT ON (upper(identifier) COLLATE "C") id, upper(identifier) COLLATE "C" AS requirement, kind,
-           extract(epoch FROM version_created_at)::float8 AS version_at
-    FROM changecontrol_traceitem WHERE product_id = %s
-    ORDER BY upper(identifier) COLLATE "C", id DESC
-),
-matched AS (
-    SELECT upper(req.value) AS requirement,
-           CASE WHEN tr.classname <> '' THEN tr.classname || '::' || tr.name ELSE tr.name END AS test,
+# One hash aggregate per (requirement, test): the latest time and the outcome obtained then (when two results share
+# that time the worse one wins: a failure is never hidden). Everything downstream joins these reduced rows (about
+# one per test), never the raw results.
+_LATEST_CTE = """
+latest AS (
+    SELECT upper(req.value) COLLATE "C" AS requirement, tr.classname, tr.name,
            CASE max(t.at)
                WHEN max(t.at) FILTER (WHERE tr.status = 'failed') THEN 'failed'
                WHEN max(t.at) FILTER (WHERE tr.status = 'error') THEN 'error'
                WHEN max(t.at) FILTER (WHERE tr.status = 'passed') THEN 'passed'
                ELSE 'skipped'
            END AS outcome,
-           extract(epoch FROM max(t.at))::float8 AS at,
-           k.id AS item_id, k.version_at
+           max(t.at) AS at
     FROM evidence_testresult tr
     JOIN evidence_evidence ev ON ev.id = tr.evidence_id
     CROSS JOIN LATERAL (SELECT COALESCE(tr.executed_at, ev.uploaded_at) AS at) AS t
     CROSS JOIN LATERAL jsonb_array_elements_text(
         CASE WHEN jsonb_typeof(tr.requirement_ids) = 'array' THEN tr.requirement_ids ELSE '[]'::jsonb END
     ) AS req(value)
-    LEFT JOIN known k ON k.requirement = upper(req.value) AND k.kind = 'requirement'
     WHERE ev.product_id = %s AND ev.state = 'parsed' AND ev.verdict IN ('signed', 'unsigned') {artifact_filter}
-    GROUP BY upper(req.value), tr.classname, tr.name, k.id, k.version_at
+    GROUP BY 1, tr.classname, tr.name
+)"""
+_TEST_NAME = "CASE WHEN l.classname <> '' THEN l.classname || '::' || l.name ELSE l.name END"
+_LATEST_RESULTS_SQL = (
+    "WITH"  # noqa: S608 - constants only
+    + _LATEST_CTE
+    + " SELECT COALESCE(json_agg(json_build_array(l.requirement, "
+    + _TEST_NAME
+    + ", l.outcome, extract(epoch FROM l.at)::float8)), '[]') FROM latest l"
 )
-SELECT json_build_array(
-    (SELECT COALESCE(json_agg(json_build_array(item_id, tests)), '[]') FROM (
-        SELECT item_id, json_agg(
-            json_build_array(test, outcome, at, COALESCE(at >= version_at, false)) ORDER BY test COLLATE "C"
-        ) AS tests
-        FROM matched WHERE item_id IS NOT NULL GROUP BY item_id
-    ) AS tested),
-    (SELECT COALESCE(json_agg(json_build_array(requirement, test, outcome)), '[]') FROM matched WHERE item_id IS NULL)
-)
+# The items of the product, by pk (so when two IDs differ only by case the newest wins wherever IDs are looked up).
+_ITEMS_SQL = """
+SELECT id, kind, identifier, title, version, status, attributes ->> 'spec_object_type'
+FROM changecontrol_traceitem WHERE product_id = %s ORDER BY id
 """
+# The reduced results joined to the items they name, in the database: an ID names the item whose identifier matches
+# case-insensitively (the newest item when two differ only by case); a result names a requirement, anything else
+# makes the test an orphan (item NULL). `counts` compares the result's time with the requirement's current version
+# (IEC 62304: a test of an older text verified that text, not this one). Plain rows, ordered by item and then test
+# by code point (COLLATE "C", as Python sorts): fetching tuples costs less than building and parsing JSON. Times
+# travel as epoch seconds (float8, decoded in C); Django's timestamptz loader would cost ~6 µs a value in Python.
+_MATCHED_SQL = (
+    "WITH"  # noqa: S608 - constants only
+    + _LATEST_CTE
+    + """,
+known AS (
+    SELECT DISTINCT ON (upper(identifier) COLLATE "C") id, upper(identifier) COLLATE "C" AS requirement,
+           kind = 'requirement' AS is_requirement, version_created_at
+    FROM changecontrol_traceitem WHERE product_id = %s
+    ORDER BY upper(identifier) COLLATE "C", id DESC
+)
+SELECT * FROM (
+    SELECT k.id AS item_id, l.requirement, """
+    + _TEST_NAME
+    + """ AS test, l.outcome, date_part('epoch', l.at),
+           COALESCE(l.at >= k.version_created_at, false)
+    FROM latest l LEFT JOIN known k ON k.requirement = l.requirement AND k.is_requirement
+) AS matched
+ORDER BY item_id, test COLLATE "C"
+"""
+)
 # When two results of one test carry the same time, the worse one is the latest (never hide a failure).
 OUTCOME_RANK = {"failed": 3, "error": 2, "passed": 1, "skipped": 0}
+_SKIPPED = TestResult.Status.SKIPPED.value
 
 
 def is_traced_requirement(kind: str, status: str, spec_object_type: str | None) -> bool:
@@ -121,26 +113,42 @@ def is_traced_requirement(kind: str, status: str, spec_object_type: str | None) 
     return (spec_object_type or "").strip().lower() != "heading"
 
 
+def _run_json(sql: str, params: list[Any]) -> Any:
+    """One query answering one JSON document, planned without JIT."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The planner guesses 100 rows per jsonb_array_elements_text call, so it would JIT-compile (~0.7 s) a
+        # query that runs in a tenth of that. SET LOCAL ends with the transaction.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, params)
+        document = cursor.fetchone()[0]
+    return json.loads(document) if isinstance(document, str) else document
+
+
+def _artifact_filter(ids: list[int] | None) -> tuple[str, list[Any]]:
+    return ("AND tr.artifact_id = ANY(%s)", [ids]) if ids is not None else ("", [])
+
+
 def latest_results(*, product: Product, artifact_ids: Iterable[int] | None) -> list[tuple]:
     """(REQUIREMENT ID, test name, status, epoch seconds): the latest counted result per requirement and test."""
     ids = None if artifact_ids is None else sorted(set(artifact_ids))
     if ids is not None and not ids:
         return []
-    if connection.vendor == "postgresql":
-        artifact_filter = "AND tr.artifact_id = ANY(%s)" if ids is not None else ""
-        params: list[Any] = [product.pk] + ([ids] if ids is not None else [])
-        with transaction.atomic(), connection.cursor() as cursor:
-            # The planner guesses 100 rows per jsonb_array_elements_text call, so it would JIT-compile (~0.7 s)
-            # a query that runs in a tenth of that. SET LOCAL ends with the transaction.
-            cursor.execute("SET LOCAL jit = off")
-            cursor.execute(_LATEST_RESULTS_SQL.format(artifact_filter=artifact_filter), params)
-            document = cursor.fetchone()[0]
-        return json.loads(document) if isinstance(document, str) else document
-    return _latest_results_python(product=product, artifact_ids=ids)
+    if connection.vendor != "postgresql":
+        return _latest_results_python(product=product, artifact_ids=ids)
+    artifact_filter, extra = _artifact_filter(ids)
+    return _run_json(_LATEST_RESULTS_SQL.format(artifact_filter=artifact_filter), [product.pk, *extra])
 
 
 def _latest_results_python(*, product: Product, artifact_ids: list[int] | None) -> list[tuple]:
     """The same reduction as the SQL, portable (SQLite in the embedded default)."""
+    return [
+        (requirement, test, status, at.timestamp() if at else None)
+        for requirement, test, status, at in _latest_python(product=product, artifact_ids=artifact_ids)
+    ]
+
+
+def _latest_python(*, product: Product, artifact_ids: list[int] | None) -> list[tuple]:
+    """(REQUIREMENT ID, test name, status, datetime) per requirement and test, ordered by (ID, class, name)."""
     queryset = TestResult.objects.filter(
         evidence__product=product,
         evidence__state=Evidence.State.PARSED,
@@ -160,54 +168,90 @@ def _latest_results_python(*, product: Product, artifact_ids: list[int] | None) 
             if current is None or (at, OUTCOME_RANK.get(status, 0)) > (current[4], OUTCOME_RANK.get(current[3], 0)):
                 latest[key] = (key[0], classname, name, status, at)
     return [
-        (requirement, f"{classname}::{name}" if classname else name, status, at.timestamp() if at else None)
+        (requirement, f"{classname}::{name}" if classname else name, status, at)
         for requirement, classname, name, status, at in (row for _, row in sorted(latest.items()))
     ]
 
 
-def requirement_results(*, product: Product, artifact_ids: Iterable[int] | None) -> tuple[dict, list]:
-    """({item pk: [[test, outcome, epoch, counts], ...] by test}, [[REQUIREMENT ID, test, outcome], ...] orphans).
+def matrix_records(*, product: Product, artifact_ids: Iterable[int] | None) -> tuple[list, dict, list]:
+    """The items of the product by pk, their results, and the orphan tests.
 
-    The latest counted result of each test per requirement it names; `counts` is False for a result obtained before
-    the requirement's current version. Orphans are results naming an ID that is not a requirement of the product.
+    Items: (pk, kind, identifier, title, version, status, spec_object_type). Results: {item pk: (tests, executed,
+    failing)} for the requirements some test names, `tests` the latest counted result of each test ordered by name
+    as {"name", "result", "at", "counts"} (`counts` False for a result obtained before the requirement's current
+    version), `executed` whether a counted result is not skipped, `failing` whether a counted result failed or
+    errored. Orphans: [REQUIREMENT ID, test, outcome] for results naming an ID that is not a requirement.
     """
     ids = None if artifact_ids is None else sorted(set(artifact_ids))
-    if ids is not None and not ids:
-        return {}, []
-    if connection.vendor != "postgresql":
-        return _requirement_results_python(product=product, artifact_ids=ids)
-    artifact_filter = "AND tr.artifact_id = ANY(%s)" if ids is not None else ""
-    params: list[Any] = [product.pk, product.pk] + ([ids] if ids is not None else [])
+    rows = _matrix_rows_sql if connection.vendor == "postgresql" else _matrix_rows_python
+    items, matched = rows(product=product, artifact_ids=ids)
+    return items, *_results_by_item(matched)
+
+
+def _matrix_rows_sql(*, product: Product, artifact_ids: list[int] | None) -> tuple[list, list]:
+    """The items, and the reduced results joined to them (item pk or None, ID, test, outcome, epoch, counts)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ITEMS_SQL, [product.pk])
+        items = cursor.fetchall()
+    if artifact_ids is not None and not artifact_ids:
+        return items, []
+    artifact_filter, extra = _artifact_filter(artifact_ids)
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner guesses 100 rows per jsonb_array_elements_text call, so it would JIT-compile (~0.7 s) a
         # query that runs in a tenth of that. SET LOCAL ends with the transaction.
         cursor.execute("SET LOCAL jit = off")
-        cursor.execute(_REQUIREMENT_RESULTS_SQL.format(artifact_filter=artifact_filter), params)
-        document = cursor.fetchone()[0]
-    tested, orphans = json.loads(document) if isinstance(document, str) else document
-    return dict(tested), orphans
+        cursor.execute(_MATCHED_SQL.format(artifact_filter=artifact_filter), [product.pk, *extra, product.pk])
+        return items, cursor.fetchall()
 
 
-def _requirement_results_python(*, product: Product, artifact_ids: list[int] | None) -> tuple[dict, list]:
-    """The same as the SQL, portable: the latest results (Python reduction) joined to the items here."""
-    known: dict[str, tuple[int, str, float]] = {}
-    for pk, kind, identifier, version_created_at in (
-        TraceItem.objects.filter(product=product)
-        .order_by("pk")
-        .values_list("pk", "kind", "identifier", "version_created_at")
-    ):
-        known[identifier.upper()] = (pk, kind, version_created_at.timestamp())  # the newest item wins, as in SQL
-    tested: dict[int, list[list]] = defaultdict(list)
+def _results_by_item(matched: list[tuple]) -> tuple[dict, list]:
+    """One walk over the joined rows, grouped by item and ordered by test name (orphans, item None, last)."""
+    # Every test of one report shares the report's upload time when it carries no time of its own, so a few
+    # distinct times cover thousands of results: each datetime (immutable) is made once.
+    times: dict[float | None, datetime | None] = {None: None}
+    results: dict[int, tuple] = {}
     orphans: list[list] = []
-    for requirement, test, outcome, at in _latest_results_python(product=product, artifact_ids=artifact_ids):
-        pk, kind, version_at = known.get(requirement, (None, "", 0.0))
-        if pk is None or kind != TraceItem.Kind.REQUIREMENT:
+    tests: list[dict] = []
+    current, executed, failing = None, False, False
+    for item_pk, requirement, test, outcome, epoch, counts in matched:
+        if item_pk is None:
             orphans.append([requirement, test, outcome])
             continue
-        tested[pk].append([test, outcome, at, at is not None and at >= version_at])
-    for tests in tested.values():
-        tests.sort(key=lambda t: t[0])
-    return dict(tested), orphans
+        if item_pk != current:
+            if current is not None:
+                results[current] = (tests, executed, failing)
+            current, tests, executed, failing = item_pk, [], False, False
+        at = times.get(epoch)
+        if at is None and epoch is not None:
+            at = times[epoch] = datetime.fromtimestamp(epoch, UTC)
+        tests.append({"name": test, "result": outcome, "at": at, "counts": counts})
+        if counts and outcome != _SKIPPED:
+            executed = True
+            if outcome in FAILING:
+                failing = True
+    if current is not None:
+        results[current] = (tests, executed, failing)
+    return results, orphans
+
+
+def _matrix_rows_python(*, product: Product, artifact_ids: list[int] | None) -> tuple[list, list]:
+    """The two queries' rows, portable: the latest results (Python reduction) joined to the items here."""
+    fields = ("pk", "kind", "identifier", "title", "version", "status", KT("attributes__spec_object_type"))
+    rows = list(TraceItem.objects.filter(product=product).order_by("pk").values_list(*fields, "version_created_at"))
+    items = [row[:-1] for row in rows]
+    version_at = {row[0]: row[-1] for row in rows}
+    known = {item[2].upper(): item for item in items}  # by pk, so the newest item wins, as in SQL
+    matched, orphans = [], []
+    latest = [] if artifact_ids == [] else _latest_python(product=product, artifact_ids=artifact_ids)
+    for requirement, test, outcome, at in latest:
+        item = known.get(requirement)
+        epoch = at.timestamp() if at else None
+        if item is None or item[1] != TraceItem.Kind.REQUIREMENT:
+            orphans.append((None, requirement, test, outcome, epoch, False))
+        else:
+            matched.append((item[0], requirement, test, outcome, epoch, at is not None and at >= version_at[item[0]]))
+    matched.sort(key=lambda row: (row[0], row[2]))
+    return items, matched + orphans
 
 
 def _commits(*, product: Product, artifact_ids: list[int] | None):
@@ -260,31 +304,19 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
 
         policy = active_policy(product)
         severities = dict(policy.document.traceability.severities) if policy else dict(DEFAULT_GAP_SEVERITIES)
-    # 1. Items, links, CR links: three queries.
-    items = list(
-        TraceItem.objects.filter(product=product).values_list(
-            "pk",
-            "kind",
-            "identifier",
-            "title",
-            "version",
-            "status",
-            KT("attributes__spec_object_type"),
-        )
-    )
-    by_pk = {row[0]: row for row in items}
+    # 1. Items and their reduced results, links, CR links, commits of the builds, change requests.
+    records, results, orphan_results = matrix_records(product=product, artifact_ids=artifact_ids)
     links = list(TraceLink.objects.filter(product=product).values_list("source_id", "target_id", "kind", "suspect"))
     change_links = list(
         ChangeRequestItem.objects.filter(item__product=product).values_list(
             "item_id", "change_request_id", "change_request__state", "change_request__title"
         )
     )
-    # 2. Commits of the builds, and per requirement the latest result of each test on these artifacts: two queries.
     commits = list(_commits(product=product, artifact_ids=artifact_ids))
-    tested, orphan_results = requirement_results(product=product, artifact_ids=artifact_ids)
     change_request_ids = set(ChangeRequest.objects.filter(product=product).values_list("pk", flat=True))
 
-    # 3. Join in Python.
+    # 2. Join in Python.
+    identifier_of = {record[0]: record[2] for record in records}
     upstream_rcs: dict[int, list[int]] = defaultdict(list)  # requirement pk -> risk controls it implements
     hazards_of_rc: dict[int, list[int]] = defaultdict(list)
     parents: dict[int, list[int]] = defaultdict(list)
@@ -302,8 +334,9 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
     for item_pk, cr_pk, state, title in change_links:
         crs_of[item_pk].append({"id": f"CR-{cr_pk}", "state": state, "title": title})
 
-    identifiers = {row[2].upper(): row[0] for row in items}
-    prefixes = {match.group(1).upper() for row in items if (match := REFERENCE.fullmatch(row[2]))} | {"CR"}
+    # Records come by pk, so when two IDs differ only by case the newest item wins, as in the results query.
+    identifiers = {identifier.upper(): pk for pk, identifier in identifier_of.items()}
+    prefixes: set[str] | None = None  # the product's ID prefixes: only a reference to an unknown ID needs them
     commits_of: dict[int, list[str]] = defaultdict(list)
     unknown_in_commits: list[dict[str, Any]] = []
     for sha, message in commits:
@@ -316,73 +349,78 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
             elif match.group(1).upper() == "CR":
                 if int(match.group(2)) not in change_request_ids:
                     unknown.append(reference)
-            elif match.group(1).upper() in prefixes:
-                unknown.append(reference)
+            else:
+                if prefixes is None:
+                    prefixes = {m.group(1) for identifier in identifiers if (m := REFERENCE.fullmatch(identifier))}
+                if match.group(1).upper() in prefixes:
+                    unknown.append(reference)
         if unknown:
             unknown_in_commits.append({"sha": sha[:12], "unknown": sorted(set(unknown))})
 
-    requirement_pks = {row[0] for row in items if is_traced_requirement(row[1], row[5], row[6])}
     orphans: dict[tuple[str, str], list[str]] = defaultdict(list)
     for requirement, test_name, status in orphan_results:
         orphans[(test_name, status)].append(requirement)
-    from_epoch = datetime.fromtimestamp
 
+    requirements = [record for record in records if is_traced_requirement(record[1], record[5], record[6])]
+    requirements.sort(key=lambda record: _natural(record[2]))
+    # Most requirements implement one risk control: its ID and hazards are worked out once, not once per row.
+    hazard_ids_of_rc = {
+        rc: _sorted_ids({identifier_of[h] for h in hazards if h in identifier_of})
+        for rc, hazards in hazards_of_rc.items()
+    }
+    # A row's gaps, status and severity follow from three facts; the few combinations are worked out once, and the
+    # counts are taken per combination rather than per row.
+    shapes: dict[tuple, tuple] = {}
+    rows_per_shape: dict[tuple, int] = defaultdict(int)
     rows = []
     verified_by_tests: set[int] = set()
-    skipped = TestResult.Status.SKIPPED
-    for pk, _kind, identifier, title, version, status, _attrs in sorted(
-        (row for row in items if row[0] in requirement_pks), key=lambda row: _natural(row[2])
-    ):
-        tests, failing, executed = [], False, False
-        # Already reduced by the database: one entry per test, ordered by name, `counts` decided there.
-        for name, outcome, at, counts in tested.get(pk, ()):
-            tests.append(
-                {
-                    "name": name,
-                    "result": outcome,
-                    "at": from_epoch(at, UTC) if at is not None else None,
-                    "counts": counts,
-                }
-            )
-            if counts and outcome != skipped:
-                executed = True
-                failing = failing or outcome in FAILING
-        gaps = []
+    no_tests = ([], False, False)
+    for pk, _kind, identifier, title, version, status, _spec in requirements:
+        tests, executed, failing = results.get(pk, no_tests)
         if not tests:
-            gaps.append("missing_test")
-            result = ""
+            result, tests = "", []
         elif failing:
-            gaps.append("failed")
             result = "failed"
         elif not executed:
-            gaps.append("not_executed")
             result = "not_executed"
         else:
             result = "passed"
             verified_by_tests.add(pk)
-        rcs = upstream_rcs.get(pk, [])
-        if rcs and pk not in verified_by_tests:
-            gaps.append("risk_control_unverified")
-        if pk in suspect_items:
-            gaps.append("suspect")
-        hazards = _sorted_ids({by_pk[h][2] for rc in rcs for h in hazards_of_rc.get(rc, []) if h in by_pk})
-        row_gaps = [{"gap": gap, "severity": severities.get(gap, "error")} for gap in gaps]
+        rcs = upstream_rcs.get(pk)
+        key = (result, rcs is not None and result != "passed", pk in suspect_items)
+        shape = shapes.get(key)
+        if shape is None:
+            shape = shapes[key] = _row_shape(*key, severities=severities)
+        rows_per_shape[key] += 1
+        gaps, row_status, severity = shape
+        if rcs is None:
+            risk_controls, hazards = [], []
+        elif len(rcs) == 1:
+            risk_controls = [identifier_of[rcs[0]]] if rcs[0] in identifier_of else []
+            hazards = list(hazard_ids_of_rc.get(rcs[0], ()))
+        else:
+            risk_controls = _sorted_ids([identifier_of[rc] for rc in rcs if rc in identifier_of])
+            hazards = _sorted_ids({h for rc in rcs for h in hazard_ids_of_rc.get(rc, ())})
+        derives_from = parents.get(pk)
+        change_requests = crs_of.get(pk)
         rows.append(
             {
                 "id": identifier,
                 "title": title,
                 "version": version,
                 "item_status": status,
-                "risk_controls": _sorted_ids(by_pk[rc][2] for rc in rcs if rc in by_pk),
+                "risk_controls": risk_controls,
                 "hazards": hazards,
-                "derives_from": _sorted_ids(by_pk[p][2] for p in parents.get(pk, []) if p in by_pk),
-                "change_requests": _by_number(crs_of.get(pk, [])),
+                "derives_from": _sorted_ids([identifier_of[p] for p in derives_from if p in identifier_of])
+                if derives_from
+                else [],
+                "change_requests": _by_number(change_requests) if change_requests else [],
                 "commits": commits_of.get(pk, []),
                 "tests": tests,
                 "result": result,
-                "status": next((gap for gap in GAP_PRECEDENCE if gap in gaps), VERIFIED),
-                "severity": _worst(g["severity"] for g in row_gaps if g["severity"] != "ignored"),
-                "gaps": row_gaps,
+                "status": row_status,
+                "severity": severity,
+                "gaps": [{"gap": gap, "severity": gap_severity} for gap, gap_severity in gaps],
             }
         )
 
@@ -391,21 +429,22 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
     for requirement_pk, rcs in upstream_rcs.items():
         for rc in rcs:
             implemented_by[rc].append(requirement_pk)
+    unverified_severity = severities.get("risk_control_unverified", "error")
     risk_controls = []
-    for pk, kind, identifier, title, version, _status, _attrs in items:
+    for pk, kind, identifier, title, version, _status, _spec in records:
         if kind != TraceItem.Kind.RISK_CONTROL:
             continue
-        requirements = implemented_by.get(pk, [])
-        verified = bool(requirements) and all(r in verified_by_tests for r in requirements)
+        requirements_of = implemented_by.get(pk, [])
+        verified = bool(requirements_of) and verified_by_tests.issuperset(requirements_of)
         risk_controls.append(
             {
                 "id": identifier,
                 "title": title,
                 "version": version,
-                "hazards": _sorted_ids(by_pk[h][2] for h in hazards_of_rc.get(pk, []) if h in by_pk),
-                "requirements": _sorted_ids(by_pk[r][2] for r in requirements),
+                "hazards": _sorted_ids([identifier_of[h] for h in hazards_of_rc.get(pk, ()) if h in identifier_of]),
+                "requirements": _sorted_ids([identifier_of[r] for r in requirements_of]),
                 "verified": verified,
-                "severity": "" if verified else severities.get("risk_control_unverified", "error"),
+                "severity": "" if verified else unverified_severity,
             }
         )
     risk_controls.sort(key=lambda rc: _natural(rc["id"]))
@@ -416,22 +455,25 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
     ]
 
     counts = dict.fromkeys(TRACE_GAPS, 0)
-    for row in rows:
-        for gap in row["gaps"]:
-            counts[gap["gap"]] += 1
+    severities_seen = defaultdict(int)
+    counts[VERIFIED] = 0
+    for key, number in rows_per_shape.items():
+        gaps, row_status, severity = shapes[key]
+        for gap, _severity in gaps:
+            counts[gap] += number
+        counts[VERIFIED] += number if row_status == VERIFIED else 0
+        severities_seen[severity] += number
     counts["orphan_test"] = len(orphan_tests)
     counts["requirements"] = len(rows)
-    counts[VERIFIED] = sum(1 for row in rows if row["status"] == VERIFIED)
     counts["risk_controls"] = len(risk_controls)
     counts["risk_controls_verified"] = sum(1 for rc in risk_controls if rc["verified"])
-    severities_seen = [row["severity"] for row in rows] + [
-        o["severity"] for o in orphan_tests if o["severity"] != "ignored"
-    ]
-    severities_seen += [
-        rc["severity"] for rc in risk_controls if rc["severity"] not in ("", "ignored") and not rc["requirements"]
-    ]
-    counts["errors"] = severities_seen.count("error")
-    counts["warnings"] = severities_seen.count("warning")
+    for orphan in orphan_tests:
+        severities_seen[orphan["severity"]] += 1
+    for rc in risk_controls:
+        if not rc["requirements"]:
+            severities_seen[rc["severity"]] += 1
+    counts["errors"] = severities_seen["error"]
+    counts["warnings"] = severities_seen["warning"]
     coverage = round(100.0 * len(verified_by_tests) / len(rows), 1) if rows else 0.0
     return {
         "product": product.key,
@@ -446,14 +488,27 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
     }
 
 
+def _row_shape(result: str, control_unverified: bool, suspect: bool, *, severities) -> tuple:
+    """((gap, severity), ...), status and worst non-ignored severity of a row with these facts."""
+    gaps = []
+    if result in ("", "failed", "not_executed"):
+        gaps.append({"": "missing_test"}.get(result, result))
+    if control_unverified:
+        gaps.append("risk_control_unverified")
+    if suspect:
+        gaps.append("suspect")
+    pairs = tuple((gap, severities.get(gap, "error")) for gap in gaps)
+    status = next((gap for gap in GAP_PRECEDENCE if gap in gaps), VERIFIED)
+    return pairs, status, _worst(severity for _gap, severity in pairs if severity != "ignored")
+
+
 def _by_number(change_requests: list[dict]) -> list[dict]:
     return change_requests if len(change_requests) < 2 else sorted(change_requests, key=lambda cr: int(cr["id"][3:]))
 
 
-def _sorted_ids(identifiers) -> list[str]:
+def _sorted_ids(identifiers: list[str] | set[str]) -> list[str]:
     """IDs in natural order; most lists here hold zero or one ID, so those skip the sort."""
-    identifiers = list(identifiers)
-    return identifiers if len(identifiers) < 2 else sorted(identifiers, key=_natural)
+    return list(identifiers) if len(identifiers) < 2 else sorted(identifiers, key=_natural)
 
 
 @lru_cache(maxsize=65536)

@@ -74,7 +74,10 @@ def test_manual_deployment_form_records_through_the_same_service(release, cast):
         follow=True,
     )
     assert "break_glass.role_required" in refused.content.decode()
-    assert Deployment.objects.count() == 1
+    # The claim is refused; the fact is still recorded, unauthorised.
+    recorded = Deployment.objects.exclude(pk=deployment.pk).get()
+    assert recorded.deployer == cast["alice"] and recorded.authorised is False
+    assert recorded.human_id in refused.content.decode()
 
 
 def test_drift_page_lists_open_findings_per_environment(api, ci_token, product, cast):

@@ -197,26 +197,74 @@ def test_the_database_reduction_and_the_portable_one_agree(product, author, chai
     assert len(fast) == 3
 
 
-def test_the_per_requirement_results_query_and_the_portable_one_agree(product, author, chain):
+def test_the_items_and_results_queries_and_the_portable_ones_agree(product, author, chain):
     built = artifact(product, author)
     results(built, author, [("test_banner", "failed", ["REQ-001"], timezone.now() - timedelta(hours=2))])
-    results(built, author, [("test_banner", "passed", ["req-001"]), ("test_amber", "skipped", ["REQ-002", "REQ-404"])])
-    results(built, author, [("test_hazard", "passed", ["HAZ-1"]), ("test_export", "error", ["REQ-003"])])
+    latest = results(built, author, [("test_banner", "passed", ["req-001"]), ("test_amber", "skipped", ["REQ-002"])])
+    results(built, author, [("test_hazard", "passed", ["HAZ-1"]), ("test_export", "error", ["REQ-003", "REQ-404"])])
     items.item_edit(item=chain["req3"], actor=author, text="Export the scores as CSV with a header row.")
-    fast = trace.requirement_results(product=product, artifact_ids=None)
-    portable = trace._requirement_results_python(product=product, artifact_ids=None)
-    assert fast[0] == portable[0]
-    assert sorted(map(tuple, fast[1])) == sorted(map(tuple, portable[1]))
-    tested, orphans = fast
-    assert [(name, result, counts) for name, result, _at, counts in tested[chain["req1"].pk]] == [
-        ("tests.test_score::test_banner", "passed", True)
+    fast_items, fast_rows = trace._matrix_rows_sql(product=product, artifact_ids=None)
+    portable_items, portable_rows = trace._matrix_rows_python(product=product, artifact_ids=None)
+    assert fast_items == portable_items and len(fast_items) == 5
+    assert [row for row in fast_rows if row[0]] == [row for row in portable_rows if row[0]]
+    assert sorted(row for row in fast_rows if not row[0]) == sorted(row for row in portable_rows if not row[0])
+
+    _items, tested, orphans = trace.matrix_records(product=product, artifact_ids=None)
+    [banner] = tested[chain["req1"].pk][0]
+    assert banner == {
+        "name": "tests.test_score::test_banner",
+        "result": "passed",
+        "at": latest.uploaded_at,
+        "counts": True,
+    }
+    assert tested[chain["req1"].pk][1:] == (True, False)
+    assert tested[chain["req2"].pk][1:] == (False, False)  # only skipped: not executed
+    # The export test erred before REQ-003's version 2: reported, but it neither counts nor fails the row.
+    assert [(t["result"], t["counts"]) for t in tested[chain["req3"].pk][0]] == [("error", False)]
+    assert tested[chain["req3"].pk][1:] == (False, False)
+    assert sorted(orphans) == [
+        ["HAZ-1", "tests.test_score::test_hazard", "passed"],
+        ["REQ-404", "tests.test_score::test_export", "error"],
     ]
-    # The export test ran before REQ-003's version 2: reported, but it does not count.
-    assert [(result, counts) for _name, result, _at, counts in tested[chain["req3"].pk]] == [("error", False)]
-    assert sorted(tuple(o) for o in orphans) == [
-        ("HAZ-1", "tests.test_score::test_hazard", "passed"),
-        ("REQ-404", "tests.test_score::test_amber", "skipped"),
-    ]
-    assert trace.requirement_results(product=product, artifact_ids=[]) == ({}, [])
-    release = trace.requirement_results(product=product, artifact_ids=[built.pk])
-    assert release[0] == fast[0]
+    nothing = trace.matrix_records(product=product, artifact_ids=[])
+    assert (len(nothing[0]), nothing[1:]) == (5, ({}, []))
+    assert trace.matrix_records(product=product, artifact_ids=[built.pk])[1] == tested
+
+
+def test_the_tests_of_a_row_are_ordered_by_name_whatever_the_case_of_the_id(product, author, chain):
+    results(artifact(product, author), author, [("test_b", "passed", ["req-002"]), ("test_B", "passed", ["REQ-002"])])
+    results(artifact(product, author), author, [("Test_a", "passed", ["Req-002"])])
+    names = [t["name"] for t in rows_by_id(trace.trace_matrix(product=product))["REQ-002"]["tests"]]
+    assert names == ["tests.test_score::Test_a", "tests.test_score::test_B", "tests.test_score::test_b"]
+
+
+def test_commits_naming_unknown_ids_with_a_known_prefix_are_reported(product, author, chain):
+    artifact(product, author, commits=["REQ-999 and haz-77: fix; see FOO-1 and REQ-002"])
+    matrix = trace.trace_matrix(product=product)
+    assert matrix["unknown_references"]["commits"][0]["unknown"] == ["HAZ-77", "REQ-999"]
+    assert len(rows_by_id(matrix)["REQ-002"]["commits"]) == 1
+
+
+def test_the_counts_add_up_per_gap_and_severity(product, author, chain):
+    results(artifact(product, author), author, [("test_amber", "failed", ["REQ-002"]), ("test_x", "passed", ["X-1"])])
+    counts = trace.trace_matrix(product=product)["counts"]
+    assert {key: counts[key] for key in ("requirements", "verified", "failed", "missing_test")} == {
+        "requirements": 3,
+        "verified": 0,
+        "failed": 1,
+        "missing_test": 2,
+    }
+    assert (counts["risk_control_unverified"], counts["orphan_test"], counts["risk_controls_verified"]) == (1, 1, 0)
+    # Rows: REQ-001 (missing test), REQ-002 (failed), REQ-003 (missing test) are errors; the orphan is a warning.
+    assert (counts["errors"], counts["warnings"]) == (3, 1)
+
+
+def test_the_whole_matrix_is_the_same_on_the_portable_path(product, author, chain, monkeypatch):
+    built = artifact(product, author, commits=["REQ-001: banner", "REQ-404 typo"])
+    results(built, author, [("test_banner", "failed", ["REQ-001"], timezone.now() - timedelta(hours=2))])
+    results(built, author, [("test_banner", "passed", ["req-001"]), ("test_amber", "error", ["REQ-002", "RC-1"])])
+    items.item_edit(item=chain["control"], actor=author, text="Banner after 10 minutes")
+    fast = trace.trace_matrix(product=product)
+    monkeypatch.setattr(trace, "_matrix_rows_sql", trace._matrix_rows_python)
+    assert trace.trace_matrix(product=product) == fast
+    assert [row["status"] for row in fast["rows"]] == ["suspect", "failed", "missing_test"]
