@@ -13,7 +13,6 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from approvals import gates, selectors
@@ -680,74 +679,33 @@ class _LocalAnswers:
 _local_answers = _LocalAnswers()
 
 
-STAMP_SQL = """
-SELECT
-  (SELECT id FROM changecontrol_environment WHERE product_id = %s AND key = %s),
-  (SELECT id FROM changecontrol_auditevent WHERE product_key = %s ORDER BY at DESC, id DESC LIMIT 1),
-  (SELECT md5(string_agg(e.id::text || ':' || e.state || ':' || e.verdict, ',' ORDER BY e.id))
-     FROM evidence_evidence e
-    WHERE e.artifact_id IN (
-      SELECT mine.artifact_id FROM approvals_release_artifacts mine
-        JOIN approvals_release_artifacts asked ON asked.release_id = mine.release_id
-       WHERE asked.artifact_id = %s
-      UNION SELECT %s))
-"""
-
-
-def _status_stamp(*, artifact: Artifact, environment_key: str) -> tuple[int | None, str]:
-    """(environment id, stamp): what a cached answer depends on — the product's latest audit event and the
-    evidence of the artifact's releases.
-
-    Every controlled write (signature, promotion, policy activation, CR change, requirement edit, evidence upload)
-    appends an audit event for the product, so its head moves; evidence processing (parse and verify) changes the
-    evidence rows themselves. Expiry is covered by the cache lifetime (never beyond the earliest expiry).
-    """
-    from django.db import connection
-
-    from changecontrol.models import AuditEvent
-    from evidence.models import Evidence
-
-    if connection.vendor == "postgresql":
-        # One round trip: this runs on every status call, cached or not (the CI gate's hot path).
-        with connection.cursor() as cursor:
-            cursor.execute(
-                STAMP_SQL, [artifact.product_id, environment_key, artifact.product.key, artifact.pk, artifact.pk]
-            )
-            environment_id, head, evidence = cursor.fetchone()
-            return environment_id, selectors.canonical_sha256([head, evidence])
-    environment_id = (
-        Environment.objects.filter(product_id=artifact.product_id, key=environment_key)
-        .values_list("id", flat=True)
-        .first()
-    )
-    head = (
-        AuditEvent.objects.filter(product_key=artifact.product.key)
-        .order_by("-at", "-id")
-        .values_list("id", flat=True)
-        .first()
-    )
-    evidence = list(
-        Evidence.objects.filter(Q(artifact__releases__artifacts=artifact) | Q(artifact=artifact))
-        .order_by("id")
-        .values_list("id", "state", "verdict")
-        .distinct()
-    )
-    return environment_id, selectors.canonical_sha256([head, selectors.canonical_sha256(evidence)])
-
-
 def status_answer(*, artifact: Artifact, environment_key: str) -> dict[str, Any]:
-    """The CI gate: cached by inputs stamp, never beyond the earliest approval expiry; stored when it changes."""
-    environment_id, stamp = _status_stamp(artifact=artifact, environment_key=environment_key)
-    if environment_id is None:
-        known = ", ".join(artifact.product.environments.values_list("key", flat=True))
-        raise NotFound(f"{artifact.product.key} has no environment {environment_key!r} (environments: {known})")
-    key = f"custody:status:{artifact.pk}:{environment_id}:{stamp}"
+    """The CI gate for an artifact already in hand (see status_answer_for)."""
+    found = selectors.status_key(artifact_id=artifact.pk, environment_key=environment_key)
+    if found is None:
+        raise NotFound(f"artifact {artifact.digest} no longer exists")
+    return status_answer_for(found=found, environment_key=environment_key, artifact=artifact)
+
+
+def status_answer_for(
+    *, found: selectors.StatusKey, environment_key: str, artifact: Artifact | None = None
+) -> dict[str, Any]:
+    """The CI gate: cached by inputs stamp, never beyond the earliest approval expiry; stored when it changes.
+
+    `found` (selectors.status_key) names the artifact, environment and stamp, so a cached answer costs no other
+    query; the artifact is loaded only to compute a fresh answer."""
+    if found.environment_id is None:
+        known = ", ".join(Environment.objects.filter(product_id=found.product_id).values_list("key", flat=True))
+        raise NotFound(f"{found.product_key} has no environment {environment_key!r} (environments: {known})")
+    key = f"custody:status:{found.artifact_id}:{found.environment_id}:{found.stamp}"
     now = timezone.now()
     cached = _local_answers.get(key) or cache.get(key)
     if cached is not None and cached["valid_until"] > now.timestamp():
         _local_answers.put(key, cached)
         return cached["body"]
-    environment = Environment.objects.get(pk=environment_id)
+    if artifact is None:
+        artifact = Artifact.objects.select_related("product").get(pk=found.artifact_id)
+    environment = Environment.objects.get(pk=found.environment_id)
     promotion = promotion_for_artifact(artifact=artifact, environment=environment)
     policy = active_policy(artifact.product)
     if policy is None:
