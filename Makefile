@@ -53,7 +53,7 @@ run: $(STAMP)
 ## The whole suite against PostgreSQL and Redis, browsers included. Exit 5 (no tests collected) fails.
 test: $(STAMP) system-packages
 	mkdir -p var/test staticfiles
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS); status=$$?; \
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$status
 
 lint: $(STAMP)

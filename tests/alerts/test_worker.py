@@ -75,6 +75,9 @@ def celery_worker_process(transactional_db):
         os.unlink(log.name)
 
 
+# Real workers share the Redis broker and queue: run them on one xdist worker, one after the other, so one
+# test's worker never takes the other's task (and looks for it in the wrong test database).
+@pytest.mark.xdist_group("real-celery-worker")
 @pytest.mark.worker
 def test_a_real_worker_retries_a_webhook_until_the_receiver_answers(
     celery_worker_process, product, admin_user, receiver_factory

@@ -69,6 +69,9 @@ def celery_worker_process(transactional_db, private_media, settings):
             app.conf.task_always_eager = True
 
 
+# Real workers share the Redis broker and queue: run them on one xdist worker, one after the other, so one
+# test's worker never takes the other's task (and looks for it in the wrong test database).
+@pytest.mark.xdist_group("real-celery-worker")
 @pytest.mark.worker
 def test_a_real_worker_processes_an_upload_to_parsed(celery_worker_process, api, ci_token, artifact):
     worker, log = celery_worker_process
