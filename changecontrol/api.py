@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime, time
 
 from django.http import HttpResponse
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -16,8 +14,7 @@ from rest_framework.views import APIView
 
 from changecontrol import selectors, services
 from changecontrol.access import visible_products
-from changecontrol.api_base import change_request_for, product_for, require_person, token_of
-from changecontrol.errors import ValidationFailed
+from changecontrol.api_base import change_request_for, product_for, query_moment, require_person, token_of
 from changecontrol.keys import keyring
 from changecontrol.models import ChangeRequest, Product, Signature
 
@@ -285,8 +282,8 @@ class AuditEventListApi(APIView):
             object_human_id=params.get("object", ""),
             actor=params.get("actor", ""),
             action=params.get("action", ""),
-            since=_date_param(params.get("since")),
-            until=_date_param(params.get("until"), end_of_day=True),
+            since=query_moment(params.get("since")),
+            until=query_moment(params.get("until"), end_of_day=True),
         )
         limit = (
             min(int(params.get("limit", "1000") or 1000), 100_000)
@@ -316,23 +313,6 @@ def _csv_cell(value):
     )
     # Spreadsheet formula injection: a cell starting with = + - @ is prefixed so it is never evaluated.
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
-def _date_param(value, *, end_of_day: bool = False):
-    """A query-string date or date-time as an aware UTC datetime; a plain date covers the whole day."""
-    if not value:
-        return None
-    try:
-        # A plain date first: parse_datetime would read "2025-01-31" as a naive midnight and cut the day short.
-        day = parse_date(value) if len(value) == 10 else None
-        parsed = None if day else parse_datetime(value)
-    except ValueError:
-        day = parsed = None
-    if day is not None:
-        return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
-    if parsed is not None:
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise ValidationFailed(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)")
 
 
 class PublicKeysApi(APIView):

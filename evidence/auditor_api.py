@@ -7,8 +7,7 @@ any record they may not see.
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 from django.http import Http404, HttpResponse
 from django.utils.dateparse import parse_date
@@ -16,8 +15,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
 from changecontrol.access import visible_product_ids, visible_products
-from changecontrol.api import _date_param, audit_csv_response
-from changecontrol.api_base import token_of
+from changecontrol.api import audit_csv_response
+from changecontrol.api_base import query_moment, token_of
 from changecontrol.errors import ValidationFailed
 from evidence import audit_export, population, release_notes
 from evidence.export_api import _release_for
@@ -39,16 +38,6 @@ def _format(params, allowed=FORMATS) -> str:
     if value not in allowed:
         raise ValidationFailed(f"format must be one of {', '.join(allowed)}, not {value!r}")
     return value
-
-
-def day_or_datetime(value: str | None, *, end_of_day: bool = False):
-    """A bare YYYY-MM-DD is a whole UTC day (Python's fromisoformat would read it as a naive midnight)."""
-    if value and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        day = parse_date(value.strip())
-        if day is None:
-            raise ValidationFailed(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)")
-        return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
-    return _date_param(value, end_of_day=end_of_day)
 
 
 def _require_some_product(request) -> None:
@@ -132,8 +121,8 @@ class AuditEventExportApi(APIView):
         _require_some_product(request)
         output = _format(params)
         object_human_id = (params.get("object") or "").strip()
-        since = day_or_datetime(params.get("since"))
-        until = day_or_datetime(params.get("until"), end_of_day=True)
+        since = query_moment(params.get("since"))
+        until = query_moment(params.get("until"), end_of_day=True)
         if not (object_human_id or since or until):
             raise ValidationFailed("name an object= or a since=/until= date range to export")
         limit = audit_export.MAX_PDF_EVENTS if output == "pdf" else audit_export.MAX_EXPORT_EVENTS
