@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from django.conf import settings
@@ -135,12 +136,16 @@ class PolicyVersion(models.Model):
     @property
     def document(self):
         """The parsed document (validated when the version was stored)."""
-        from changecontrol.policy import parse_policy
+        return _parsed_policy(self.sha256, self.source)
 
-        cached = getattr(self, "_document", None)
-        if cached is None:
-            cached = self._document = parse_policy(self.source)
-        return cached
+
+@functools.lru_cache(maxsize=64)
+def _parsed_policy(sha256: str, source: str):
+    # Versions are immutable and keyed by their sha256, so one parse per process serves every row that
+    # carries the version (a list of 500 change requests used to parse the YAML 500 times).
+    from changecontrol.policy import parse_policy
+
+    return parse_policy(source)
 
 
 class ChangeRequest(models.Model):
