@@ -21,6 +21,13 @@ from changecontrol.policy import DEFAULT_POLICY_YAML
 from changecontrol.roles import roles_of
 from tests.conftest import client_for
 
+
+@pytest.fixture(autouse=True)
+def private_var_dir(settings, tmp_path):
+    """seed_demo keeps its CI token under VAR_DIR: each test gets its own, as parallel tests share none."""
+    settings.VAR_DIR = tmp_path
+
+
 pytestmark = pytest.mark.django_db
 
 
