@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from changecontrol import audit, request_context
+from changecontrol import audit, prepared_sql, request_context
 from changecontrol.errors import ValidationFailed
 from changecontrol.models import ApiToken, Product, User
 
@@ -30,11 +31,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("the Authorization header must be 'Bearer <token>'")
-        token = (
-            ApiToken.objects.select_related("user")
-            .filter(token_sha256=ApiToken.hash_secret(parts[1]), revoked_at__isnull=True)
-            .first()
-        )
+        token = active_token(ApiToken.hash_secret(parts[1]))
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("the token is unknown or revoked; ask an administrator for a new one")
         # Writes made with a token name it in the audit trail (DESIGN §6).
@@ -48,6 +45,46 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+def _instance(model, fields: list, values) -> object:
+    """A model instance from raw column values, converted as the ORM's compiler converts them: the backend's
+    converters (SQLite's text datetimes → aware datetimes), then the field's own (JSON text → list)."""
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        column = field.get_col(model._meta.db_table)
+        for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+            value = converter(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+@functools.cache
+def _token_query() -> tuple[str, list, list]:
+    """The token lookup's SQL and the fields it reads, built once from the models (so a new field is read too)."""
+    token_fields, user_fields = list(ApiToken._meta.concrete_fields), list(User._meta.concrete_fields)
+    columns = [f't."{f.column}"' for f in token_fields] + [f'u."{f.column}"' for f in user_fields]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {ApiToken._meta.db_table} t"  # noqa: S608 - names from the models
+        f" JOIN {User._meta.db_table} u ON u.id = t.user_id"
+        " WHERE t.token_sha256 = %s AND t.revoked_at IS NULL"
+    )
+    return sql, token_fields, user_fields
+
+
+def active_token(token_sha256: str) -> ApiToken | None:
+    """The unrevoked token with this hash, its user loaded, in one prepared statement.
+
+    Every API call starts here, the CI gate's status call most of all. The equivalent
+    `ApiToken.objects.select_related("user").filter(...).first()` spends about three times as long building its
+    SQL as the database spends answering it."""
+    sql, token_fields, user_fields = _token_query()
+    row = prepared_sql.fetchone(sql, [token_sha256])
+    if row is None:
+        return None
+    token = _instance(ApiToken, token_fields, row[: len(token_fields)])
+    token.user = _instance(User, user_fields, row[len(token_fields) :])
+    return token
 
 
 @transaction.atomic

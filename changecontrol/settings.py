@@ -75,6 +75,13 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # SQLite cannot make the alert outbox's one-alert-per-fact constraint (NULLS NOT DISTINCT). The embedded default
+    # is one process with in-process tasks, so no two callers race to raise the same alert; PostgreSQL enforces it.
+    SILENCED_SYSTEM_CHECKS = ["models.W047"]
+elif env_bool("CUSTODY_DB_PREPARED_STATEMENTS", True):
+    # Lets changecontrol.prepared_sql prepare the hot-path statements (token lookup, status stamp). Django's own
+    # cursors bind on the client and never prepare, whatever this says. Off behind a transaction-mode pooler.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "changecontrol.User"

@@ -56,3 +56,35 @@ def test_production_starts_when_its_secrets_are_given():
 def test_a_malformed_setting_is_named():
     result = start_django(CUSTODY_DEBUG="maybe")
     assert result.returncode != 0 and "CUSTODY_DEBUG must be true or false" in result.stderr
+
+
+def database_options(**overrides) -> str:
+    """The database OPTIONS production settings build, as start-up prints them."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s;"
+            " print(s.DATABASES['default'].get('OPTIONS', {}))",
+        ],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_DB_")},
+            "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
+            "CUSTODY_DEBUG": "0",
+            "SECRET_KEY": "s" * 50,
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            **overrides,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_hot_path_prepared_statements_are_on_by_default_and_can_be_turned_off_for_poolers():
+    assert "'prepare_threshold': 5" in database_options()
+    assert "prepare_threshold" not in database_options(CUSTODY_DB_PREPARED_STATEMENTS="0")
