@@ -59,7 +59,8 @@ def seed(context) -> None:
     if product is None:
         out.write("approvals demo: no product 'rsd'; skipped\n")
         return
-    artifacts = list(Artifact.objects.filter(product=product).order_by("id"))
+    # The break-glass hotfix (seeded below) belongs to no release, on this run or the next.
+    artifacts = list(Artifact.objects.filter(product=product).exclude(digest=HOTFIX_DIGEST).order_by("id"))
     if not artifacts:
         out.write("approvals demo: rsd has no artifacts (evidence demo not run); skipped\n")
         return
@@ -142,7 +143,32 @@ def _sign_missing(context, promotion: Promotion, *, preferred: User) -> None:
             )
 
 
+HOTFIX_DIGEST = "sha256:" + "b0f1" * 16  # the break-glass hotfix: built, never released or approved
+HOTFIX_BUILDER = "https://github.com/acme/rsd/.github/workflows/hotfix.yml@refs/heads/hotfix/cert-rotation"
 UNKNOWN_DIGEST = "sha256:" + "d1f7" * 16  # an image nobody's build registered: drift of unknown provenance
+
+
+def _hotfix_artifact(product, *, ci: User) -> Artifact:
+    from evidence import services as evidence_services
+
+    build, _ = evidence_services.build_register(
+        product=product,
+        actor=ci,
+        commit="5e1f" * 10,
+        pipeline_url="https://ci.example/acme/rsd/pipelines/hotfix-cert-rotation",
+        branch="hotfix/cert-rotation",
+        ci_system="github",
+        builder_identity=HOTFIX_BUILDER,
+    )
+    artifact, _ = evidence_services.artifact_register(
+        product=product,
+        actor=ci,
+        build=build,
+        name="ghcr.io/acme/rsd-scoring-service",
+        digest=HOTFIX_DIGEST,
+        kind="container",
+    )
+    return artifact
 
 
 def _seed_runtime(context, product, *, ci: User) -> None:
@@ -170,12 +196,14 @@ def _seed_runtime(context, product, *, ci: User) -> None:
             )
             out.write(f"approvals demo: {deployment.human_id} {artifact.name} → {promotion.environment.key}\n")
     sre = _person(context, "sean")
-    latest = Artifact.objects.filter(product=product).order_by("-id").first()
     production = environments.get("production")
-    if sre is not None and latest is not None and production is not None:
+    if sre is not None and production is not None:
+        # An emergency: a hotfix image built outside any release, deployed before anyone could approve it, so
+        # the deployment log shows it unauthorised with its retrospective review due.
+        hotfix = _hotfix_artifact(product, ci=ci)
         try:
             deployment = deployments.deployment_record(
-                artifact=latest,
+                artifact=hotfix,
                 environment=production,
                 deployer=sre,
                 kind=Deployment.Kind.BREAK_GLASS,

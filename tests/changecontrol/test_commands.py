@@ -231,8 +231,14 @@ def test_seed_demo_twice_creates_nothing_new_the_second_time(settings, monkeypat
 
 
 def test_seed_demo_with_every_app_twice_adds_no_records(settings):
+    from approvals.models import Deployment
+
     settings.DEBUG = True
     run("seed_demo")
+    # The demo's break-glass is a real emergency: a hotfix no one approved, its retrospective review due.
+    emergency = Deployment.objects.get(kind=Deployment.Kind.BREAK_GLASS)
+    assert not emergency.authorised and emergency.artifact.releases.count() == 0
+    assert emergency.review.state == "due" and emergency.review.reviewed_at is None
     after_first = {name: count for name, count in _counts().items() if name != "AuditEvent"}
     run("seed_demo")
     assert {name: count for name, count in _counts().items() if name != "AuditEvent"} == after_first
