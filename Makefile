@@ -53,8 +53,8 @@ run: $(STAMP)
 ## The whole suite against PostgreSQL and Redis, browsers included. Exit 5 (no tests collected) fails.
 test: $(STAMP) system-packages
 	mkdir -p var/test staticfiles
-	@# Real Celery workers first, in a process of their own: they publish to the shared Redis broker, and
-	@# state left in the test process by earlier tests must not decide whether their messages arrive.
+	@# Tests that use the Redis broker for real (marked `worker`) run first, alone: parallel test processes
+	@# share the broker's queue, so a worker could take another process's task or a purge drop its own.
 	$(TEST_ENV) $(PY) -m pytest -q -m worker $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -ne 0 ] && [ $$status -ne 5 ]; then exit $$status; fi
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q -m "not worker" $(PYTEST_ARGS); status=$$?; \

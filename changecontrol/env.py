@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -57,3 +58,20 @@ def require_in_production(names: list[str], *, debug: bool) -> None:
             + ", ".join(missing)
             + ". Set them in the environment (see docs/configuration.md), or set CUSTODY_DEBUG=1 for development."
         )
+
+
+REDIS_DATABASES = 16  # Redis's default `databases`
+
+
+def redis_next_database(url: str) -> str:
+    """REDIS_URL with the next database number (`redis://h:6379/5` → `.../6`; no number means 0, so 1)."""
+    parts = urlsplit(url)
+    number = parts.path.strip("/") or "0"
+    if not number.isdigit():
+        raise ImproperlyConfigured(f"REDIS_URL must end with a database number, like redis://host:6379/0, not {url!r}")
+    if int(number) + 1 >= REDIS_DATABASES:
+        raise ImproperlyConfigured(
+            f"REDIS_URL uses Redis database {number}, the last one, and the cache needs another: "
+            "set CUSTODY_CACHE_REDIS_URL, or use a lower database number in REDIS_URL"
+        )
+    return urlunsplit(parts._replace(path=f"/{int(number) + 1}"))

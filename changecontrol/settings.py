@@ -5,7 +5,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from changecontrol.env import env_bool, env_int, env_list, env_str, require_in_production
+from changecontrol.env import env_bool, env_int, env_list, env_str, redis_next_database, require_in_production
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CUSTODY_VAR_DIR", str(BASE_DIR / "var")))
@@ -167,6 +167,14 @@ CUSTODY_CREDENTIALS_KEY = env_str("CUSTODY_CREDENTIALS_KEY", "")
 
 REDIS_URL = env_str("REDIS_URL", "")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Clearing a Django cache flushes its whole Redis database (FLUSHDB), and REDIS_URL's database holds the broker's
+# queued tasks and its queue bindings: the cache keeps a database of its own, so clearing it loses no task.
+CACHE_REDIS_URL = env_str("CUSTODY_CACHE_REDIS_URL", "") or (redis_next_database(REDIS_URL) if REDIS_URL else "")
+if REDIS_URL and CACHE_REDIS_URL.rstrip("/") == REDIS_URL.rstrip("/"):
+    raise ImproperlyConfigured(
+        "CUSTODY_CACHE_REDIS_URL must name another Redis database than REDIS_URL: clearing the cache would "
+        "flush the task queue"
+    )
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CUSTODY_TASKS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -194,7 +202,7 @@ CUSTODY_ALERT_MAX_ATTEMPTS = env_int("CUSTODY_ALERT_MAX_ATTEMPTS", 6, minimum=1)
 
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_REDIS_URL}
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -88,3 +88,37 @@ def database_options(**overrides) -> str:
 def test_hot_path_prepared_statements_are_on_by_default_and_can_be_turned_off_for_poolers():
     assert "'prepare_threshold': 5" in database_options()
     assert "prepare_threshold" not in database_options(CUSTODY_DB_PREPARED_STATEMENTS="0")
+
+
+def cache_location(**overrides) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s;"
+            " print(s.CACHES['default']['LOCATION'], s.CELERY_BROKER_URL)",
+        ],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "CUSTODY_CACHE_REDIS_URL"},
+            "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
+            "CUSTODY_DEBUG": "0",
+            "SECRET_KEY": "s" * 50,
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x",
+            **overrides,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_cache_keeps_a_redis_database_apart_from_the_task_queue():
+    derived = cache_location(REDIS_URL="redis://127.0.0.1:6379/4")
+    assert derived.stdout.split() == ["redis://127.0.0.1:6379/5", "redis://127.0.0.1:6379/4"]
+    chosen = cache_location(REDIS_URL="redis://q:6379/0", CUSTODY_CACHE_REDIS_URL="redis://c:6379/3")
+    assert chosen.stdout.split() == ["redis://c:6379/3", "redis://q:6379/0"]
+    shared = cache_location(REDIS_URL="redis://q:6379/2", CUSTODY_CACHE_REDIS_URL="redis://q:6379/2")
+    assert shared.returncode != 0 and "clearing the cache would flush the task queue" in shared.stderr
+    last = cache_location(REDIS_URL="redis://q:6379/15")
+    assert last.returncode != 0 and "set CUSTODY_CACHE_REDIS_URL" in last.stderr
