@@ -1,4 +1,5 @@
-"""The `custody` command: verify an evidence bundle offline, ask the release gate, fetch Custody's public keys.
+"""The `custody` command: register builds and artifacts, upload evidence, ask the release gate, fetch Custody's
+public keys, verify an evidence bundle offline.
 
 Exit codes (see docs/cli.md):
 
@@ -7,6 +8,9 @@ Exit codes (see docs/cli.md):
   bundle.
 - ``custody gate``: 0 allowed, 1 blocked, 2 pending, 3 usage or configuration error, 4 server or network error.
 - ``custody keys``: 0 printed, 3 usage or configuration error, 4 server or network error.
+- ``custody build register``, ``custody artifact register``, ``custody evidence upload``: 0 done, 1 refused by
+  Custody (HTTP 4xx, its ``detail`` printed) or, with ``--wait``, the evidence failed parsing or was rejected,
+  2 still processing when ``--wait`` gave up, 3 usage or configuration error, 4 server or network error.
 
 Any command-line usage error exits 3.
 """
@@ -14,36 +18,30 @@ Any command-line usage error exits 3.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import re
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from custody_cli import bundle as bundles
+from custody_cli import intake
+from custody_cli.api import (
+    ARTIFACT_DIGEST,
+    EXIT_USAGE,
+    CliError,
+    ServerError,
+    UsageError,
+    api_url,
+    get_json,
+    setting,
+)
 
-EXIT_USAGE = 3
-EXIT_SERVER = 4
+if TYPE_CHECKING:
+    from custody_cli import bundle as bundles
+
 GATE_EXIT_CODES = {"allowed": 0, "blocked": 1, "pending": 2}
 POLL_INTERVAL_SECONDS = 10.0
-REQUEST_TIMEOUT_SECONDS = 30.0
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-USER_AGENT = "custody-cli/0.1"
-_ARTIFACT_DIGEST = re.compile(r"sha256:[0-9a-fA-F]{64}")
-
-
-class UsageError(Exception):
-    """The command line or its environment is wrong (exit 3); the message says what to pass."""
-
-
-class ServerError(Exception):
-    """Custody could not be reached or answered with an error (exit 4); the message says what it said."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,62 +52,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-# HTTP -----------------------------------------------------------------------------------------------------
-
-
-def _api_url(*, base_url: str, path: str, query: dict[str, str] | None = None) -> str:
-    try:
-        parsed = urllib.parse.urlsplit(base_url)
-    except ValueError as exc:
-        raise UsageError(f"the Custody URL {base_url!r} is not a URL: {exc}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"the Custody URL must start with https:// (or http://), not {base_url!r}")
-    url = base_url.rstrip("/") + path
-    return f"{url}?{urllib.parse.urlencode(query)}" if query else url
-
-
-def _error_text(body: bytes) -> str:
-    """The server's `{"error", "detail"}` as one line, or the start of whatever it sent instead."""
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        text = body.decode("utf-8", errors="replace").strip()
-        return text[:300] if text else "(empty body)"
-    if isinstance(document, dict) and ("error" in document or "detail" in document):
-        code, detail = document.get("error"), document.get("detail")
-        return ": ".join(str(part) for part in (code, detail) if part)
-    return json.dumps(document)[:300]
-
-
-def _get_json(*, url: str, token: str | None) -> Any:
-    """GET a Custody API URL and return its JSON; every failure becomes a ServerError naming the cause."""
-    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, headers=headers, method="GET")  # noqa: S310 - scheme checked in _api_url
-    try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # noqa: S310
-            body = response.read(MAX_RESPONSE_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        body = exc.read(MAX_RESPONSE_BYTES) if exc.fp else b""
-        hint = {401: " (check CUSTODY_TOKEN / --token)", 403: " (the token lacks the status:read scope)"}
-        raise ServerError(f"Custody answered HTTP {exc.code}{hint.get(exc.code, '')}: {_error_text(body)}") from None
-    except urllib.error.URLError as exc:
-        raise ServerError(f"cannot reach Custody at {url}: {exc.reason}") from None
-    except (TimeoutError, OSError, http.client.HTTPException) as exc:
-        raise ServerError(f"cannot reach Custody at {url}: {exc}") from None
-    if len(body) > MAX_RESPONSE_BYTES:
-        raise ServerError(f"Custody's answer from {url} is larger than {MAX_RESPONSE_BYTES} bytes")
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ServerError(f"Custody's answer from {url} is not JSON: {_error_text(body)}") from None
-
-
 # verify-bundle --------------------------------------------------------------------------------------------
 
 
+def _bundle_module():
+    """custody_cli.bundle, loaded only to verify a bundle: it needs `cryptography`; the CI commands need nothing."""
+    from custody_cli import bundle
+
+    return bundle
+
+
 def _read_trusted_keys(paths: list[str]) -> list[bytes]:
+    bundles = _bundle_module()
     keys = []
     for path in paths:
         try:
@@ -124,6 +78,7 @@ def _read_trusted_keys(paths: list[str]) -> list[bytes]:
 
 
 def _print_bundle_report(report: bundles.BundleReport, *, bundle_path: str) -> None:
+    bundles = _bundle_module()
     out = sys.stdout
     verdicts = {
         bundles.EXIT_VERIFIED: "VERIFIED",
@@ -157,6 +112,7 @@ def _print_bundle_report(report: bundles.BundleReport, *, bundle_path: str) -> N
 
 
 def _verify_bundle_command(args) -> int:
+    bundles = _bundle_module()
     trusted = _read_trusted_keys(args.key) if args.key else None
     try:
         report = bundles.verify_bundle(args.bundle, trusted_public_keys=trusted)
@@ -170,13 +126,6 @@ def _verify_bundle_command(args) -> int:
 
 
 # gate -----------------------------------------------------------------------------------------------------
-
-
-def _setting(value: str | None, *, env: str, option: str) -> str:
-    value = value or os.environ.get(env, "")
-    if not value.strip():
-        raise UsageError(f"no {option} given: pass {option} or set {env}")
-    return value.strip()
 
 
 def _check_status_shape(status: Any) -> dict[str, Any]:
@@ -231,22 +180,22 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def _gate_command(args) -> int:
-    if not _ARTIFACT_DIGEST.fullmatch(args.artifact or ""):
+    if not ARTIFACT_DIGEST.fullmatch(args.artifact or ""):
         raise UsageError(f"--artifact must be sha256:<64 hex characters>, not {args.artifact!r}")
     if not args.environment.strip():
         raise UsageError("--environment must name an environment, e.g. production")
     if args.wait is not None and args.wait < 0:
         raise UsageError("--wait must be zero or more seconds")
-    base_url = _setting(args.url, env="CUSTODY_URL", option="--url")
-    token = _setting(args.token, env="CUSTODY_TOKEN", option="--token")
-    url = _api_url(
+    base_url = setting(args.url, env="CUSTODY_URL", option="--url")
+    token = setting(args.token, env="CUSTODY_TOKEN", option="--token")
+    url = api_url(
         base_url=base_url,
         path="/api/v1/status",
         query={"artifact": args.artifact.lower(), "environment": args.environment.strip()},
     )
     deadline = time.monotonic() + (args.wait or 0)
     while True:
-        status = _check_status_shape(_get_json(url=url, token=token))
+        status = _check_status_shape(get_json(url=url, token=token))
         remaining = deadline - time.monotonic()
         if status["decision"] != "pending" or remaining <= 0:
             break
@@ -263,9 +212,9 @@ def _gate_command(args) -> int:
 
 
 def _keys_command(args) -> int:
-    base_url = _setting(args.url, env="CUSTODY_URL", option="--url")
+    base_url = setting(args.url, env="CUSTODY_URL", option="--url")
     token = args.token or os.environ.get("CUSTODY_TOKEN") or None
-    document = _get_json(url=_api_url(base_url=base_url, path="/api/v1/keys"), token=token)
+    document = get_json(url=api_url(base_url=base_url, path="/api/v1/keys"), token=token)
     keys = document.get("keys") if isinstance(document, dict) else document
     if not isinstance(keys, list):
         raise ServerError("the keys answer must be a list of keys or an object with a 'keys' list")
@@ -287,8 +236,12 @@ def _keys_command(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="custody", description="Custody command-line client (evidence bundles, release gate).")
+    parser = _Parser(
+        prog="custody",
+        description="Custody command-line client: CI intake (builds, artifacts, evidence), release gate, bundles.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    intake.add_commands(commands)
 
     verify = commands.add_parser("verify-bundle", help="verify an evidence bundle offline")
     verify.add_argument("bundle", metavar="BUNDLE.zip")
@@ -319,12 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return args.handler(args)
-    except UsageError as exc:
+    except CliError as exc:
         print(f"custody: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ServerError as exc:
-        print(f"custody: {exc}", file=sys.stderr)
-        return EXIT_SERVER
+        return exc.exit_code
     except SystemExit as exc:  # --help and --version exit 0 through argparse
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
