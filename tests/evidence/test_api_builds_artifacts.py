@@ -38,6 +38,13 @@ def test_ci_registers_a_build_with_its_commits(api, ci_token, product):
     assert event.object_human_id == "rsd-b1" and event.via_token.startswith("ci (")
 
 
+def test_a_commit_author_as_git_recorded_it_is_kept_even_when_it_is_no_internet_address(api, ci_token, product):
+    commits = [{"sha": "d" * 40, "author_email": "root@buildbox", "author_name": "root", "message": "hotfix"}]
+    response = api(token=ci_token).post("/api/v1/products/rsd/builds", {**BUILD, "commits": commits}, format="json")
+    assert response.status_code == 201, response.json()
+    assert Build.objects.get().commits.get().author_email == "root@buildbox"
+
+
 def test_registering_the_same_pipeline_url_again_returns_the_same_build(api, ci_token, product):
     first = api(token=ci_token).post("/api/v1/products/rsd/builds", BUILD, format="json")
     second = api(token=ci_token).post("/api/v1/products/rsd/builds", BUILD, format="json")
