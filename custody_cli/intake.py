@@ -146,12 +146,6 @@ def commits_from_git(revision_range: str, *, cwd: str | None = None) -> list[dic
     return commits
 
 
-def _same_commit(one: str, other: str) -> bool:
-    """Equal, allowing one side to be an abbreviated SHA."""
-    one, other = one.lower(), other.lower()
-    return one.startswith(other) or other.startswith(one)
-
-
 def _build_register_command(args) -> int:
     product = _product_key(args.product)
     commit = args.commit.strip()
@@ -175,15 +169,8 @@ def _build_register_command(args) -> int:
         document=document,
         not_found_hint=f"no product {product!r} that this token may see: check --product and the token's products",
     )
+    # A known pipeline URL with another commit is the server's 409 (two runs sharing one URL), exit 1 above.
     build_id = _text_field(build, "id", what="build")
-    registered_commit = str(build.get("commit") or "")
-    if registered_commit and not _same_commit(registered_commit, commit):
-        # The API answers a known pipeline URL with the build it already holds; a different commit means two
-        # runs share one URL, and evidence would be filed under the wrong commit.
-        raise Refused(
-            f"Custody already holds build {build_id} for pipeline URL {document['pipeline_url']} with commit "
-            f"{registered_commit}, not {commit}: the pipeline URL must name one CI run (include its run id)"
-        )
     if status == 201:
         listed = f", {len(document['commits'])} commit(s) listed" if "commits" in document else ""
         _note(f"registered build {build_id} of {product} (commit {commit[:12]}, branch {document['branch']}{listed})")

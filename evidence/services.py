@@ -60,10 +60,18 @@ def build_register(
     commits: list[dict[str, str]] | None = None,
     parameters: dict | None = None,
 ) -> tuple[Build, bool]:
-    """Register a CI run; the same pipeline URL again returns the existing build (DESIGN §7, idempotent)."""
+    """Register a CI run; the same pipeline URL again returns the existing build (DESIGN §7, idempotent), unless it
+    names another commit: a pipeline URL names one run, so evidence must not be filed under the wrong commit."""
     _locked_product(product)
     existing = Build.objects.filter(product=product, pipeline_url=pipeline_url).first()
     if existing is not None:
+        old, new = existing.commit.lower(), commit.lower()
+        if not (old.startswith(new) or new.startswith(old)):
+            raise Conflict(
+                f"pipeline_url {pipeline_url} is already build {existing.human_id} of commit {existing.commit}; "
+                "send the URL of this run (each CI run has its own), not a URL shared by several runs",
+                build=existing.human_id,
+            )
         return existing, False
     if started_at and finished_at and finished_at < started_at:
         raise ValidationFailed("finished_at is before started_at; send the times the CI run reported")

@@ -219,7 +219,7 @@ def test_the_same_pipeline_url_with_another_commit_is_refused_rather_than_filed_
     )
     assert result.returncode == 1
     assert result.stdout == ""
-    assert f"already holds build {build.human_id} for pipeline URL {PIPELINE_URL} with commit {'c' * 40}" in (
+    assert f"409: conflict: pipeline_url {PIPELINE_URL} is already build {build.human_id} of commit {'c' * 40}" in (
         result.stderr
     )
 

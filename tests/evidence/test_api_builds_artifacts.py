@@ -57,6 +57,19 @@ def test_registering_the_same_pipeline_url_again_returns_the_same_build(api, ci_
     assert other.json()["id"] == "rsd-b2"
 
 
+def test_the_same_pipeline_url_with_another_commit_is_409_naming_the_build(api, ci_token, product):
+    client = api(token=ci_token)
+    assert client.post("/api/v1/products/rsd/builds", BUILD, format="json").status_code == 201
+    short = client.post("/api/v1/products/rsd/builds", {**BUILD, "commit": "c" * 7}, format="json")
+    assert short.status_code == 200 and short.json()["id"] == "rsd-b1"  # the same commit, abbreviated
+    other = client.post("/api/v1/products/rsd/builds", {**BUILD, "commit": "e" * 40}, format="json")
+    assert other.status_code == 409
+    body = other.json()
+    assert body["error"] == "conflict" and body["build"] == "rsd-b1"
+    assert "already build rsd-b1 of commit " + "c" * 40 in body["detail"]
+    assert Build.objects.count() == 1
+
+
 def test_a_build_with_a_bad_commit_is_400_naming_the_field(api, ci_token, product):
     response = api(token=ci_token).post("/api/v1/products/rsd/builds", {**BUILD, "commit": "not a sha"}, format="json")
     assert response.status_code == 400
