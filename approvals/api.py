@@ -28,9 +28,10 @@ def _valid(serializer_class, data) -> dict:
     return dict(serializer.validated_data)
 
 
-def release_for(request, product: str, version: str) -> Release:
+def release_for(request, product: str, version: str, *, with_contents: bool = False) -> Release:
+    releases = Release.objects.select_related("product", "created_by")
     return get_visible_or_404(
-        Release.objects.select_related("product", "created_by"),
+        selectors.with_release_contents(releases) if with_contents else releases,
         user=request.user,
         token=token_of(request),
         product__key=product,
@@ -99,22 +100,23 @@ class ReleaseOutput(serializers.ModelSerializer):
     def get_frozen(self, release) -> bool:
         return release.is_frozen()
 
+    # Releases come through selectors.with_release_contents: artifacts, CRs and promotions are prefetched, in order.
     def get_artifacts(self, release) -> list[dict]:
         return [
             {"digest": a.digest, "name": a.name, "kind": a.kind, "build": a.build.human_id}
-            for a in selectors.release_artifacts(release)
+            for a in release.artifacts.all()
         ]
 
     def get_change_requests(self, release) -> list[dict]:
         return [
             {"id": cr.human_id, "title": cr.title, "tier": cr.tier, "state": cr.state}
-            for cr in release.change_requests.order_by("pk")
+            for cr in release.change_requests.all()
         ]
 
     def get_promotions(self, release) -> list[dict]:
         return [
             {"id": p.human_id, "environment": p.environment.key, "state": p.state, "requested_at": p.requested_at}
-            for p in release.promotions.select_related("environment").order_by("id")
+            for p in release.promotions.all()
         ]
 
 
@@ -170,7 +172,7 @@ class ReleaseListCreateApi(APIView):
     @extend_schema(responses=ReleaseOutput(many=True))
     def get(self, request, product):
         product = product_for(request, product)
-        return Response(ReleaseOutput(product.releases.select_related("product", "created_by")[:200], many=True).data)
+        return Response(ReleaseOutput(selectors.with_release_contents(product.releases.all())[:200], many=True).data)
 
     @extend_schema(request=Input, responses={201: ReleaseOutput})
     def post(self, request, product):
@@ -184,13 +186,14 @@ class ReleaseListCreateApi(APIView):
             change_request_ids=data["change_requests"],
             notes=data["notes"],
         )
+        release = selectors.with_release_contents(Release.objects.all()).get(pk=release.pk)
         return Response(ReleaseOutput(release).data, status=status.HTTP_201_CREATED)
 
 
 class ReleaseDetailApi(APIView):
     @extend_schema(responses=ReleaseOutput)
     def get(self, request, product, version):
-        return Response(ReleaseOutput(release_for(request, product, version)).data)
+        return Response(ReleaseOutput(release_for(request, product, version, with_contents=True)).data)
 
 
 class PromotionCreateApi(APIView):

@@ -36,8 +36,17 @@ CSV_COLUMNS = [
 
 
 def deployments_visible_to(user: User, token: ApiToken | None = None) -> QuerySet[Deployment]:
+    # Everything a row of the log, its CSV and its API shows, joined: the build's human ID names its product, and
+    # a reviewed break-glass row shows its reviewer and the signature.
     return Deployment.objects.filter(product_id__in=visible_product_ids(user, token)).select_related(
-        "product", "environment", "artifact", "artifact__build", "release", "deployer", "review"
+        "product",
+        "environment",
+        "artifact",
+        "artifact__build__product",
+        "release",
+        "deployer",
+        "review__reviewer",
+        "review__signature__signer",
     )
 
 
@@ -121,7 +130,7 @@ def running_now(environment: Environment) -> list[Deployment]:
     latest: dict[str, Deployment] = {}
     for deployment in (
         Deployment.objects.filter(environment=environment)
-        .select_related("artifact", "artifact__build", "release", "deployer", "environment", "product")
+        .select_related("artifact", "artifact__build__product", "release", "deployer", "environment", "product")
         .order_by("-deployed_at", "-id")[:5000]
     ):
         latest.setdefault(deployment.artifact.name, deployment)
@@ -138,10 +147,13 @@ def findings_for(environment: Environment, *, state: str = DriftFinding.State.OP
 
 
 def reviews_visible_to(user: User) -> QuerySet[BreakGlassReview]:
+    # Everything a row shows and the content a reviewer would sign (deployments.review_content) reads, joined.
     return BreakGlassReview.objects.filter(product_id__in=visible_product_ids(user)).select_related(
         "deployment",
+        "deployment__product",
         "deployment__environment",
         "deployment__artifact",
+        "deployment__release__product",
         "deployment__deployer",
         "product",
         "reviewer",

@@ -8,14 +8,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from approvals.models import Decision, Promotion, Release
 from changecontrol import prepared_sql
 from changecontrol.access import visible_product_ids
-from changecontrol.models import ApiToken, Environment, PolicyVersion, Signature, User
+from changecontrol.models import ApiToken, ChangeRequest, Environment, PolicyVersion, Signature, User
 from changecontrol.roles import role_map
 from evidence.models import (
+    Artifact,
     CoverageFile,
     Evidence,
     Provenance,
@@ -55,6 +56,16 @@ def promotions_visible_to(user: User, token: ApiToken | None = None) -> QuerySet
 
 def release_artifacts(release: Release):
     return release.artifacts.select_related("build__product").order_by("digest")
+
+
+def with_release_contents(releases: QuerySet[Release]) -> QuerySet[Release]:
+    """Releases with their artifacts (by digest, with builds), change requests and promotions prefetched:
+    four queries for a list of any length, where reading them per release cost three more per row."""
+    return releases.select_related("product", "created_by").prefetch_related(
+        Prefetch("artifacts", queryset=Artifact.objects.select_related("build__product").order_by("digest")),
+        Prefetch("change_requests", queryset=ChangeRequest.objects.order_by("pk")),
+        Prefetch("promotions", queryset=Promotion.objects.select_related("environment").order_by("id")),
+    )
 
 
 def release_facts(*, release: Release, environment_key: str, after: str | None) -> dict[str, Any]:

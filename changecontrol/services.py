@@ -366,14 +366,16 @@ def _auto_approve_if_policy_allows(change_request: ChangeRequest) -> None:
     )
 
 
-def approval_requirement(change_request: ChangeRequest) -> dict[str, Any]:
-    """What the tier demands: roles, how many distinct signers, who has signed, and what is missing."""
+def approval_requirement(change_request: ChangeRequest, *, signatures=None) -> dict[str, Any]:
+    """What the tier demands: roles, how many distinct signers, who has signed, and what is missing.
+
+    `signatures` are the CR's signatures when the caller already holds them (a list loads every row's at once)."""
     if not change_request.tier or change_request.policy_version is None:
         return {"auto": False, "roles": [], "count": 0, "signed": [], "missing_roles": [], "missing_count": 0}
     rule = change_request.policy_version.document.change_approval_for(change_request.tier)
-    standing = [
-        s for s in esign.signatures_for(change_request) if s.meaning == Signature.Meaning.APPROVED and s.is_valid()
-    ]
+    if signatures is None:
+        signatures = esign.signatures_for(change_request)
+    standing = [s for s in signatures if s.meaning == Signature.Meaning.APPROVED and s.is_valid()]
     signers = {s.signer_id for s in standing}
     covered = {s.role for s in standing}
     missing_roles = (

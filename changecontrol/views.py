@@ -128,18 +128,15 @@ def home(request):
 
 @login_required
 def product_list(request):
-    products = visible_products(request.user).prefetch_related("environments")
-    rows = []
-    for product in products:
-        policy = services.active_policy(product)
-        rows.append(
-            {
-                "product": product,
-                "roles": sorted(Role(r).label for r in roles_of(request.user, product)),
-                "policy": policy,
-                "open_count": product.change_requests.filter(state__in=("draft", "submitted", "approved")).count(),
-            }
-        )
+    rows = [
+        {
+            "product": product,
+            "roles": sorted(Role(r).label for r in roles_of(request.user, product)),
+            "policy": product.active_policies[0] if product.active_policies else None,
+            "open_count": product.open_count,
+        }
+        for product in selectors.products_overview(request.user)
+    ]
     return render(request, "changecontrol/product_list.html", {"rows": rows})
 
 

@@ -8,10 +8,12 @@ through `access` (hidden = 404); a person who can see no product at all gets 404
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -41,8 +43,9 @@ def _result(kind: str, label: str, url: str, detail: str = "") -> dict[str, str]
 
 
 def _release_result(release) -> dict[str, str]:
+    """A release found by the search; `artifact_count` is annotated by the search's release queryset."""
     url = reverse("auditor-release", kwargs={"product": release.product.key, "version": release.version})
-    return _result("release", release.human_id, url, f"{release.artifacts.count()} artifact(s)")
+    return _result("release", release.human_id, url, f"{release.artifact_count} artifact(s)")
 
 
 def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
@@ -53,18 +56,37 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
     query = query.strip()
     if not query:
         return []
-    releases = Release.objects.filter(product_id__in=product_ids).select_related("product")
+    # Counted in a subquery, so joins that later filters add cannot multiply the count.
+    artifact_count = (
+        Release.artifacts.through.objects.filter(release_id=OuterRef("pk"))
+        .values("release_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    releases = (
+        Release.objects.filter(product_id__in=product_ids)
+        .select_related("product")
+        .annotate(artifact_count=Coalesce(Subquery(artifact_count), 0))
+    )
     results: list[dict[str, str]] = []
 
     # 1. A digest (or an unambiguous prefix of one): the artifact, and every release that contains it.
     digest = DIGEST_PREFIX.match(query.lower())
     if digest:
-        for artifact in Artifact.objects.filter(
-            product_id__in=product_ids, digest__startswith="sha256:" + digest.group(1)
-        ).select_related("build")[:MAX_RESULTS]:
+        artifacts = list(
+            Artifact.objects.filter(
+                product_id__in=product_ids, digest__startswith="sha256:" + digest.group(1)
+            ).select_related("build__product")[:MAX_RESULTS]
+        )
+        # One query for every artifact's releases: the annotation reuses the filter's join, so each row is one
+        # (release, matching artifact) pair.
+        containing = defaultdict(list)
+        for release in releases.filter(artifacts__in=artifacts).annotate(found_artifact_id=F("artifacts__id")):
+            containing[release.found_artifact_id].append(release)
+        for artifact in artifacts:
             url = reverse("evidence-artifact", kwargs={"digest": artifact.digest})
             results.append(_result("artifact", f"{artifact.name} {artifact.digest}", url, artifact.build.human_id))
-            results += [_release_result(r) for r in releases.filter(artifacts=artifact)]
+            results += [_release_result(r) for r in containing[artifact.pk]]
     # 2. A change request: it, and the releases that deliver it.
     cr = CR_ID.match(query)
     if cr:
@@ -103,7 +125,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
         results += [_release_result(r) for r in releases.filter(window)[:MAX_RESULTS]]
         for deployment in Deployment.objects.filter(
             product_id__in=product_ids, deployed_at__gte=since, deployed_at__lt=until
-        ).select_related("environment", "release__product")[:MAX_RESULTS]:
+        ).select_related("environment", "artifact", "release__product")[:MAX_RESULTS]:
             url = (
                 reverse(
                     "auditor-release",
@@ -157,7 +179,7 @@ def auditor_release(request, product: str, version: str):
     key, version = release.product.key, release.version
     context = {
         "release": release,
-        "artifacts": release.artifacts.select_related("build").order_by("name"),
+        "artifacts": release.artifacts.select_related("build__product").order_by("name"),
         "change_requests": release.change_requests.order_by("pk"),
         "downloads": {
             "packet": reverse("api-release-packet", kwargs={"product": key, "version": version}),

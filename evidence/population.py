@@ -143,6 +143,9 @@ def population_report(
     deployments = list(queryset)
     release_ids = {d.release_id for d in deployments if d.release_id}
     artifact_ids = {d.artifact_id for d in deployments}
+    # Release human IDs name their product: one query for them all, leaving the population's own SQL (and so
+    # its hash) as it is.
+    releases = {r.pk: r for r in Release.objects.filter(pk__in=release_ids).select_related("product")}
     crs_by_release = defaultdict(list)
     for link in (
         Release.change_requests.through.objects.filter(release_id__in=release_ids)
@@ -194,7 +197,7 @@ def population_report(
                 "authorised": d.authorised,
                 "emergency": d.kind == "break_glass",
                 "exceptions": exceptions,
-                "release": d.release.human_id if d.release_id else "",
+                "release": releases[d.release_id].human_id if d.release_id else "",
                 "release_version": d.release.version if d.release_id else "",
                 "artifact": d.artifact.name,
                 "digest": d.artifact.digest,
