@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals import selectors, services
+from approvals import gates, selectors, services
 from approvals.models import Decision, Promotion, Release
 from changecontrol.access import get_visible_or_404, require_scope, visible_product_ids
 from changecontrol.api import SignatureOutput, SignInput
@@ -69,6 +69,60 @@ def artifact_for(request, digest: str) -> Artifact:
             raise Http404
         return artifact
     return get_visible_or_404(Artifact.objects.select_related("product"), user=request.user, token=token, digest=digest)
+
+
+# ---------------------------------------------------------------- the status object (DESIGN §7), documented
+#
+# These serializers describe the status object for the OpenAPI schema only. The answer is built as a dict by
+# services.status_answer_for and returned as it is: the CI gate's hot path never serializes through them.
+
+
+class StatusPolicyOutput(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    digest = serializers.CharField(help_text="sha256:<hex> of the policy document")
+
+
+class StatusGateOutput(serializers.Serializer):
+    id = serializers.CharField()
+    kind = serializers.CharField()
+    blocking = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=[gates.PASS, gates.FAIL, gates.MISSING])
+    detail = serializers.CharField(help_text="What the gate found, as a sentence a person can act on.")
+    description = serializers.CharField(allow_blank=True, help_text="The policy's own words for the gate.")
+
+
+class StatusSignerOutput(serializers.Serializer):
+    role = serializers.CharField()
+    signer = serializers.CharField()
+    printed_name = serializers.CharField()
+    signed_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class StatusApprovalsOutput(serializers.Serializer):
+    required = serializers.ListField(child=serializers.CharField(), help_text="Roles whose approval is needed.")
+    signed = serializers.ListField(
+        child=serializers.CharField(), help_text="Required roles that hold a standing approval."
+    )
+    missing = serializers.ListField(child=serializers.CharField(), help_text="Required roles still to sign.")
+    signers = StatusSignerOutput(many=True)
+    notes = serializers.ListField(
+        child=serializers.CharField(), help_text="Why a signature given does not count (expired, evidence changed…)."
+    )
+
+
+class StatusOutput(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=Decision.Outcome.choices)
+    product = serializers.CharField()
+    release = serializers.CharField(allow_null=True, help_text="null when no release contains the digest")
+    promotion = serializers.CharField(allow_null=True, help_text="PRM-<n>, or null when none was requested")
+    environment = serializers.CharField()
+    policy = StatusPolicyOutput()
+    gates = StatusGateOutput(many=True)
+    approvals = StatusApprovalsOutput()
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="Why the decision is not allowed.")
+    evaluated_at = serializers.DateTimeField()
 
 
 class ReleaseOutput(serializers.ModelSerializer):
@@ -152,32 +206,32 @@ class PromotionOutput(serializers.ModelSerializer):
     def get_signatures(self, promotion) -> list:
         return SignatureOutput(selectors.promotion_signatures(promotion), many=True).data
 
+    @extend_schema_field(StatusOutput)
     def get_status(self, promotion) -> dict:
         answer = services.promotion_status(promotion)
         answer.pop("_inputs", None)
         return answer
 
 
-class ReleaseListCreateApi(APIView):
-    class Input(serializers.Serializer):
-        version = serializers.CharField(max_length=100)
-        artifacts = serializers.ListField(
-            child=serializers.CharField(max_length=80), allow_empty=False, max_length=1000
-        )
-        change_requests = serializers.ListField(
-            child=serializers.CharField(max_length=30), required=False, default=list, max_length=1000
-        )
-        notes = serializers.CharField(required=False, allow_blank=True, default="")
+class ReleaseInput(serializers.Serializer):
+    version = serializers.CharField(max_length=100, help_text=f"Use only {services.RELEASE_VERSION_RULE}.")
+    artifacts = serializers.ListField(child=serializers.CharField(max_length=80), allow_empty=False, max_length=1000)
+    change_requests = serializers.ListField(
+        child=serializers.CharField(max_length=30), required=False, default=list, max_length=1000
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
 
+
+class ReleaseListCreateApi(APIView):
     @extend_schema(responses=ReleaseOutput(many=True))
     def get(self, request, product):
         product = product_for(request, product)
         return Response(ReleaseOutput(selectors.with_release_contents(product.releases.all())[:200], many=True).data)
 
-    @extend_schema(request=Input, responses={201: ReleaseOutput})
+    @extend_schema(request=ReleaseInput, responses={201: ReleaseOutput})
     def post(self, request, product):
         product = product_for(request, product, scope="releases:write")
-        data = _valid(self.Input, request.data)
+        data = _valid(ReleaseInput, request.data)
         release = services.release_create(
             product=product,
             actor=request.user,
@@ -196,15 +250,25 @@ class ReleaseDetailApi(APIView):
         return Response(ReleaseOutput(release_for(request, product, version, with_contents=True)).data)
 
 
-class PromotionCreateApi(APIView):
-    class Input(serializers.Serializer):
-        environment = serializers.CharField(max_length=40)
+class PromotionRequestInput(serializers.Serializer):
+    environment = serializers.CharField(max_length=40)
 
-    @extend_schema(request=Input, responses={201: PromotionOutput})
+
+class PromotionRequestedOutput(serializers.Serializer):
+    """Documents the answer to a promotion request (the view builds it as a dict)."""
+
+    id = serializers.CharField()
+    state = serializers.ChoiceField(choices=Promotion.State.choices)
+    status = StatusOutput()
+    url = serializers.CharField()
+
+
+class PromotionCreateApi(APIView):
+    @extend_schema(request=PromotionRequestInput, responses={201: PromotionRequestedOutput})
     def post(self, request, product, version):
         release = release_for(request, product, version)
         require_scope(token_of(request), "releases:write")
-        data = _valid(self.Input, request.data)
+        data = _valid(PromotionRequestInput, request.data)
         promotion = services.promotion_request(release=release, environment_key=data["environment"], actor=request.user)
         answer = services.promotion_status(promotion)
         answer.pop("_inputs", None)
@@ -292,7 +356,7 @@ class StatusApi(APIView):
             OpenApiParameter("artifact", str, required=True),
             OpenApiParameter("environment", str, required=True),
         ],
-        responses=dict,
+        responses=StatusOutput,
     )
     def get(self, request):
         token = token_of(request)

@@ -216,7 +216,9 @@ def _seed_runtime(context, product, *, ci: User) -> None:
     if production is not None:
         running = [
             {"name": d.artifact.name, "digest": d.artifact.digest}
-            for d in Deployment.objects.filter(environment=production).select_related("artifact")
+            for d in Deployment.objects.filter(environment=production, artifact__isnull=False).select_related(
+                "artifact"
+            )
         ]
         running.append({"name": "rsd-sidecar", "digest": UNKNOWN_DIGEST})
         result = drift.snapshot_record(environment=production, reporter=ci, artifacts=running)

@@ -1,13 +1,16 @@
 """Writes of the runtime record: deployments (normal, rollback, break-glass) and break-glass retrospective reviews.
 
-A deployment is a fact: it is always recorded, never refused, and flagged unauthorised when the status decision
-at that moment was not "allowed" (DESIGN §4.6). The one exception is a *claim* of break-glass: only the roles the
-policy names may make it, with a justification, and never for a change they wrote — a refused claim is 403 naming
-the rule and audited; the CI can still record the same fact as a normal deployment, which is then unauthorised.
+A deployment is a fact: recorded whenever someone who deploys reports it — even of a digest no build registered —
+and flagged unauthorised when the status decision at that moment was not "allowed" (DESIGN §4.6). Who may report
+one is a question of role (DESIGN §8: auditors change nothing): a CI service account with `deployments:write`, or a
+person who deploys (SRE, release manager). A *claim* of break-glass is checked too: only the roles the policy names
+may make it, with a justification, and never for a change they wrote — a refused claim is 403 naming the rule and
+audited, and the fact is still recorded, unauthorised.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -19,16 +22,65 @@ from approvals import selectors, services
 from approvals.models import BreakGlassReview, Deployment, Promotion, Release
 from changecontrol import audit, esign
 from changecontrol.errors import DomainError, InvalidState, NotPermitted, SeparationOfDutiesViolation, ValidationFailed
-from changecontrol.models import Environment, Role, Signature, User
+from changecontrol.models import Environment, Product, Role, Signature, User
 from changecontrol.roles import roles_of
 from changecontrol.services import active_policy
 from evidence.models import Artifact, BuildCommit
 
 DEFAULT_BREAK_GLASS_ROLES = (Role.SRE,)
 DEFAULT_REVIEW_HOURS = 24
+# The people who put software into environments, and so may say it happened (deployments) or what runs (snapshots).
+DEPLOYER_ROLES = (Role.SRE, Role.RELEASE_MANAGER)
+READ_ONLY_ROLES = frozenset({Role.AUDITOR})
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 # ---------------------------------------------------------------- questions the rules ask
+
+
+def deploys_to(person: User, product: Product) -> bool:
+    """Whether this person puts software into the product's environments, and so may say what happened there."""
+    # A service account reaches here only through a token scoped to the product; the API checks the token's scope.
+    return person.is_service_account or bool(roles_of(person, product) & set(DEPLOYER_ROLES))
+
+
+def may_record_deployment(person: User, product: Product, *, kind: str = Deployment.Kind.NORMAL) -> bool:
+    """Whether this person may tell Custody that something of this kind reached an environment of the product."""
+    if deploys_to(person, product):
+        return True
+    # Whoever went around the pipeline in an emergency must be able to say so: a break-glass claim from anyone who
+    # works on the product is heard (recorded, alerted, reviewed) even when the break-glass rules then refuse it.
+    return kind == Deployment.Kind.BREAK_GLASS and bool(roles_of(person, product) - READ_ONLY_ROLES)
+
+
+def not_a_deployer(person: User, product: Product, *, action: str, scope: str) -> NotPermitted:
+    """The 403 for someone who may see the product but does not deploy to it (auditors among them), naming the need."""
+    held = ", ".join(sorted(roles_of(person, product))) or "no role"
+    return NotPermitted(
+        f"{action} in {product.key} needs the role {' or '.join(DEPLOYER_ROLES)} there, or a CI service account's "
+        f"token with the scope {scope}; you hold {held}",
+        required_roles=list(DEPLOYER_ROLES),
+        required_scope=scope,
+    )
+
+
+def deployed_digest(value: str) -> str:
+    """The digest as reported, normalised; 400 unless it is sha256:<64 hex> (a fact needs a name for what ran)."""
+    digest = (value or "").strip().lower()
+    if not DIGEST.match(digest):
+        raise ValidationFailed(
+            "artifact must be a digest written sha256:<64 lowercase hex>", errors={"artifact": [digest[:80]]}
+        )
+    return digest
+
+
+def unregistered_reason(*, digest: str, product: Product) -> str:
+    """Why a deployment of a digest no build of the product registered is unauthorised, and what to do about it."""
+    return (
+        f"{digest} was never registered by a build of {product.key}: unknown provenance, so nothing shows what it "
+        f"contains or that it was tested and approved; register its build and artifact "
+        f"(POST /api/v1/products/{product.key}/artifacts) and promote it, or roll back to an approved digest"
+    )
 
 
 def break_glass_rule(product) -> tuple[tuple[str, ...], int]:
@@ -75,9 +127,10 @@ def previously_approved_release(*, artifact: Artifact, environment: Environment)
     return None
 
 
-def break_glass_refusal(*, deployer: User, artifact: Artifact, release: Release | None) -> tuple[str, str] | None:
+def break_glass_refusal(
+    *, deployer: User, product: Product, artifact: Artifact | None, release: Release | None
+) -> tuple[str, str] | None:
     """The first rule that forbids this person to break glass for this artifact, as (rule, sentence), or None."""
-    product = artifact.product
     allowed, _ = break_glass_rule(product)
     held = roles_of(deployer, product)
     if not set(allowed) & set(held):
@@ -87,7 +140,7 @@ def break_glass_refusal(*, deployer: User, artifact: Artifact, release: Release 
             f"you hold {', '.join(sorted(held)) or 'no role'}",
         )
     # No single person both writes the code and bypasses the pipeline with it.
-    build_ids = {artifact.build_id}
+    build_ids = {artifact.build_id} if artifact is not None else set()
     if release is not None:
         build_ids |= set(release.artifacts.values_list("build_id", flat=True))
     email = (deployer.email or "").strip().lower()
@@ -119,15 +172,29 @@ def _refuse_break_glass(*, deployer: User, deployment: Deployment, rule: str, de
             action="deployment.break_glass_refused",
             obj=deployment,
             reason=f"{rule}: {detail}",
-            after={"artifact": deployment.artifact.digest, "environment": deployment.environment.key, "rule": rule},
+            after={"artifact": deployment.digest, "environment": deployment.environment.key, "rule": rule},
         )
     detail = f"{detail}. The deployment was recorded as {deployment.human_id} and flagged unauthorised."
     error = NotPermitted if rule == "break_glass.role_required" else SeparationOfDutiesViolation
     raise error(detail, rule=rule, deployment=deployment.human_id)
 
 
-def _status_at_this_moment(*, artifact: Artifact, environment: Environment) -> dict[str, Any]:
+def _status_at_this_moment(*, artifact: Artifact | None, digest: str, environment: Environment) -> dict[str, Any]:
     """The status API's answer now (stored as a Decision when it changed); a failure to decide is "blocked"."""
+    if artifact is None:
+        # No build registered the digest: there is nothing to evaluate, and the answer says why.
+        return {
+            "decision": "blocked",
+            "product": environment.product.key,
+            "release": None,
+            "promotion": None,
+            "environment": environment.key,
+            "policy": None,
+            "gates": [],
+            "approvals": {},
+            "reasons": [unregistered_reason(digest=digest, product=environment.product)],
+            "evaluated_at": timezone.now().isoformat(),
+        }
     try:
         return services.status_answer(artifact=artifact, environment_key=environment.key)
     except DomainError as error:
@@ -150,38 +217,59 @@ def _status_at_this_moment(*, artifact: Artifact, environment: Environment) -> d
 
 def deployment_record(
     *,
-    artifact: Artifact,
     environment: Environment,
     deployer: User,
+    artifact: Artifact | None = None,
+    digest: str = "",
     kind: str = Deployment.Kind.NORMAL,
     pipeline_url: str = "",
     justification: str = "",
 ) -> Deployment:
-    """Record that an artifact reached an environment, judged by the status decision at this moment; alert if not allowed."""
+    """Record that a digest reached an environment, judged by the status decision at this moment; alert if not allowed.
+
+    Give the registered `artifact`, or the `digest` as reported: a digest no build of the product registered is
+    recorded too, unauthorised for its unknown provenance.
+    """
     if kind not in Deployment.Kind.values:
         raise ValidationFailed(
             f"kind must be one of {', '.join(Deployment.Kind.values)}, not {kind!r}", errors={"kind": [str(kind)]}
         )
-    if environment.product_id != artifact.product_id:
+    product = environment.product
+    # 1. Who: someone who deploys here (auditors and other readers change nothing, DESIGN §8).
+    if not may_record_deployment(deployer, product, kind=kind):
+        raise not_a_deployer(deployer, product, action="recording a deployment", scope="deployments:write")
+    # 2. What: the registered artifact of that digest, if any.
+    if artifact is None:
+        digest = deployed_digest(digest)
+        artifact = Artifact.objects.select_related("product").filter(digest=digest).first()
+    elif digest and deployed_digest(digest) != artifact.digest:
+        raise ValidationFailed(f"digest {digest} is not the digest of the artifact {artifact.digest}")
+    if artifact is not None and artifact.product_id != product.pk:
         raise ValidationFailed(
             f"{artifact.digest} belongs to {artifact.product.key}, which has no environment {environment}"
         )
+    digest = artifact.digest if artifact is not None else digest
     justification = (justification or "").strip()
-    # 1. The decision at this moment: the status API's own answer (never a second implementation of the gates).
-    answer = _status_at_this_moment(artifact=artifact, environment=environment)
-    release = release_for_deployment(artifact=artifact, environment=environment, answer=answer)
-    # 2. A break-glass claim is checked before anything is written; a refused one is still recorded as a fact.
+    # 3. The decision at this moment: the status API's own answer (never a second implementation of the gates).
+    answer = _status_at_this_moment(artifact=artifact, digest=digest, environment=environment)
+    release = (
+        release_for_deployment(artifact=artifact, environment=environment, answer=answer)
+        if artifact is not None
+        else None
+    )
+    # 4. A break-glass claim is checked before anything is written; a refused one is still recorded as a fact.
     if kind == Deployment.Kind.BREAK_GLASS:
         if not justification:
             raise ValidationFailed(
                 "a break-glass deployment needs a justification: say what was broken and why the pipeline could not wait",
                 errors={"justification": ["This field is required for break-glass."]},
             )
-        refusal = break_glass_refusal(deployer=deployer, artifact=artifact, release=release)
+        refusal = break_glass_refusal(deployer=deployer, product=product, artifact=artifact, release=release)
     else:
         refusal = None
     deployment = _deployment_write(
         artifact=artifact,
+        digest=digest,
         environment=environment,
         deployer=deployer,
         kind=kind,
@@ -198,15 +286,23 @@ def deployment_record(
 
 @transaction.atomic
 def _deployment_write(
-    *, artifact, environment, deployer, kind, pipeline_url, justification, answer, release, refusal=None
+    *, artifact, digest, environment, deployer, kind, pipeline_url, justification, answer, release, refusal=None
 ) -> Deployment:
     # 1. Serialise deployments into one environment (the log's order is the order facts arrived).
     environment = Environment.objects.select_for_update().select_related("product").get(pk=environment.pk)
     product = environment.product
-    decision = selectors.latest_decision(artifact_id=artifact.pk, environment_id=environment.pk)
+    decision = (
+        selectors.latest_decision(artifact_id=artifact.pk, environment_id=environment.pk)
+        if artifact is not None
+        else None
+    )
     # 2. Authorised or not, by kind.
     reasons: list[str] = []
-    if kind == Deployment.Kind.ROLLBACK:
+    if artifact is None:
+        # No release, promotion or rollback approval can name a digest no build registered, whatever the kind.
+        authorised = False
+        reasons.extend(answer["reasons"])
+    elif kind == Deployment.Kind.ROLLBACK:
         approved = previously_approved_release(artifact=artifact, environment=environment)
         authorised = approved is not None
         if approved is not None:
@@ -230,6 +326,7 @@ def _deployment_write(
         product=product,
         environment=environment,
         artifact=artifact,
+        digest=digest,
         release=release,
         pipeline_url=(pipeline_url or "")[:500],
         deployer=deployer,
@@ -246,7 +343,8 @@ def _deployment_write(
         action="deployment.recorded",
         obj=deployment,
         after={
-            "artifact": artifact.digest,
+            "artifact": digest,
+            "registered": artifact is not None,
             "environment": environment.key,
             "kind": kind,
             "authorised": authorised,
@@ -266,7 +364,7 @@ def _deployment_write(
     body = {
         "deployment": deployment.human_id,
         "environment": environment.key,
-        "artifact": f"{artifact.name} {artifact.digest}",
+        "artifact": f"{artifact.name} {digest}" if artifact is not None else f"{digest} (never registered)",
         "release": str(release) if release else "none",
         "deployer": deployer.printed_name,
         "reasons": "; ".join(reasons)[:1000],
@@ -312,7 +410,7 @@ def review_content(review: BreakGlassReview, *, findings: str) -> dict[str, Any]
         "deployment": deployment.human_id,
         "product": deployment.product.key,
         "environment": deployment.environment.key,
-        "artifact": deployment.artifact.digest,
+        "artifact": deployment.digest,
         "release": str(deployment.release) if deployment.release_id else None,
         "deployer": deployment.deployer.username,
         "deployed_at": deployment.deployed_at.isoformat(),
@@ -326,7 +424,13 @@ def break_glass_review_sign(
 ) -> Signature:
     """A quality reviewer's Part 11 signature closing a break-glass review (the deployer never reviews their own)."""
     # Part 11 §11.200(a): both components again, before anything is looked at.
-    esign.reauthenticate(signer=signer, username=username, password=password, subject_human_id=review.human_id)
+    esign.reauthenticate(
+        signer=signer,
+        username=username,
+        password=password,
+        subject_human_id=review.human_id,
+        product=review.product,
+    )
     try:
         return _break_glass_review_sign(review=review, signer=signer, findings=(findings or "").strip())
     except esign.Refusal as refusal:

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts.services import alert_raise
+from approvals.deployments import deploys_to, not_a_deployer
 from approvals.models import DriftFinding, EnvironmentSnapshot
 from changecontrol import audit
 from changecontrol.errors import ValidationFailed
@@ -27,7 +28,9 @@ MAX_RUNNING = 20_000
 
 # The whole comparison in one plan. "approved here" = the digest is in a release whose promotion into this
 # environment was decided (approved, deployed, or later expired / superseded — it was approved once), or it was
-# deployed here authorised. "expected" = per artifact name, the latest deployment into this environment.
+# deployed here authorised. "expected" = per artifact name, the latest deployment into this environment (a deployment
+# of a digest no build registered has no name, is never authorised, and so never expects anything: the inner join
+# leaves it out).
 DRIFT_SQL = """
 WITH running(digest, name) AS (
     SELECT DISTINCT * FROM unnest(%(digests)s::text[], %(names)s::text[])
@@ -123,6 +126,9 @@ def drift_compute(*, environment: Environment, running: list[dict]) -> set[tuple
 @transaction.atomic
 def snapshot_record(*, environment: Environment, reporter: User, artifacts: list[dict]) -> SnapshotResult:
     """Record what runs in an environment (a new snapshot only if the set changed) and open / resolve drift."""
+    if not deploys_to(reporter, environment.product):
+        # What runs is reported by the CI or an agent, or by a person who deploys; auditors change nothing (§8).
+        raise not_a_deployer(reporter, environment.product, action="reporting what runs", scope="snapshots:write")
     running = running_set(artifacts)
     # 1. One report at a time per environment: findings are reconciled against a stable open set.
     environment = Environment.objects.select_for_update().select_related("product").get(pk=environment.pk)
@@ -240,9 +246,9 @@ def _drift_compute_portable(*, environment: Environment, running: list[dict]) ->
     found |= {("unapproved", d, n) for d, n in names.items() if d in known and known[d] not in approved}
     latest: dict[str, tuple[str, bool]] = {}
     for name, digest, authorised in (
-        Deployment.objects.filter(environment=environment)
+        Deployment.objects.filter(environment=environment, artifact__isnull=False)
         .order_by("-deployed_at", "-id")
-        .values_list("artifact__name", "artifact__digest", "authorised")
+        .values_list("artifact__name", "digest", "authorised")
     ):
         latest.setdefault(name, (digest, authorised))
     found |= {("missing", d, n) for n, (d, ok) in latest.items() if ok and d not in names}

@@ -418,9 +418,16 @@ def _parse_time(value):
 
 
 def approvals_state(
-    *, required: tuple[str, ...] | list[str], signatures: list[Mapping], policy_version: int, at
+    *,
+    required: tuple[str, ...] | list[str],
+    signatures: list[Mapping],
+    policy_version: int,
+    at,
+    evidence_sha256: str | None = None,
 ) -> dict:
-    """Which required roles hold a standing signature: valid, unexpired, made under this policy version."""
+    """Which required roles hold a standing signature: valid, unexpired, made under this policy version, over
+    the evidence that counts now (DESIGN §4.5: an approval is bound to the evidence snapshot its signer saw, so
+    a report that arrives later — even one no gate blocks on — needs the reviewer's judgement again)."""
     signed_roles: list[str] = []
     signers: list[dict] = []
     notes: list[str] = []
@@ -437,6 +444,12 @@ def approvals_state(
             notes.append(
                 f"{who} was made under policy v{signature.get('policy_version')}, "
                 f"not the active v{policy_version}: sign again"
+            )
+            continue
+        seen = signature.get("evidence_sha256")
+        if evidence_sha256 and seen and seen != evidence_sha256:
+            notes.append(
+                f"{who} was given before the release's evidence changed: review the new evidence and sign again"
             )
             continue
         # One person counts once, whatever roles they hold.
@@ -486,7 +499,11 @@ def decide(*, document, environment_key: str, inputs: Mapping, at) -> dict:
     gates = evaluate_gates(rules=environment.gates, after=environment.after, facts=facts)
     required = document.required_roles(environment_key, promotion["tier"])
     approvals = approvals_state(
-        required=required, signatures=inputs.get("signatures") or [], policy_version=inputs["policy_version"], at=at
+        required=required,
+        signatures=inputs.get("signatures") or [],
+        policy_version=inputs["policy_version"],
+        at=at,
+        evidence_sha256=inputs.get("evidence_sha256"),
     )
     reasons = []
     state = promotion["state"]
@@ -506,7 +523,7 @@ def decide(*, document, environment_key: str, inputs: Mapping, at) -> dict:
     for role in approvals["missing"]:
         reasons.append(
             f"needs an approval signature from a {ROLE_NAMES.get(role, role)} who "
-            "is not the requester, a commit author, the builder or a change author"
+            "is not the requester, a commit author, the builder, a change author or a deployer of it"
         )
     reasons.extend(approvals["notes"])
     if state in ("rejected", "expired", "superseded") or any(g["blocking"] and g["status"] != PASS for g in gates):

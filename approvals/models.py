@@ -178,7 +178,9 @@ class Deployment(models.Model):
 
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="deployments")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="deployments")
-    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="deployments")
+    # Empty when no build of the product ever registered the digest: the fact is recorded all the same (§4.6).
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, null=True, blank=True, related_name="deployments")
+    digest = models.CharField(max_length=71, help_text="What was deployed, registered or not: sha256:<64 hex>.")
     release = models.ForeignKey(Release, on_delete=models.PROTECT, null=True, blank=True, related_name="deployments")
     pipeline_url = models.CharField(max_length=500, blank=True)
     deployer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -201,6 +203,16 @@ class Deployment(models.Model):
                 condition=~Q(kind="break_glass") | ~Q(justification=""),
                 name="%(app_label)s_%(class)s_break_glass_justified",
             ),
+            models.CheckConstraint(
+                condition=Q(digest__regex=r"^sha256:[0-9a-f]{64}$"), name="%(app_label)s_%(class)s_digest_format"
+            ),
+            # Nothing vouches for a digest no build registered: it is never an authorised deployment.
+            models.CheckConstraint(
+                condition=Q(artifact__isnull=False) | Q(authorised=False),
+                name="%(app_label)s_%(class)s_unregistered_unauthorised",
+            ),
+            # The digest equals the artifact's when there is one: a composite foreign key (artifact_id, digest) →
+            # evidence_artifact (id, digest), created in migration 0003 because Django cannot declare one.
         ]
         indexes = [
             # serves the deployment log (per environment, newest first) and the drift "expected" set

@@ -5,20 +5,20 @@ from __future__ import annotations
 import csv
 import io
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals import deployments, drift, runtime_selectors
-from approvals.api import artifact_for
 from approvals.models import BreakGlassReview, Deployment, DriftFinding
-from changecontrol.access import get_visible_or_404, require_scope
+from changecontrol.access import get_visible_or_404, require_scope, visible_product_ids
 from changecontrol.api import SignatureOutput
 from changecontrol.api_base import parse_human_id, product_for, require_person, token_of
 from changecontrol.errors import InvalidState, NotFound, ValidationFailed
 from changecontrol.models import Environment, Product
+from evidence.models import Artifact
 
 MAX_PAGE = 1000
 LOG_PARAMETERS = [
@@ -39,6 +39,35 @@ def environment_of(product: Product, key: str) -> Environment:
         known = ", ".join(product.environments.values_list("key", flat=True))
         raise NotFound(f"{product.key} has no environment {key!r} (environments: {known})")
     return environment
+
+
+def deployment_target(request, digest: str, product_key: str = "") -> tuple[Artifact | None, Product]:
+    """The artifact a reported deployment shipped and its product; for a digest no build registered, the product the
+    caller names or the only one it may see (DESIGN §4.6: that deployment is a fact to record, not a 404)."""
+    digest = deployments.deployed_digest(digest)
+    visible = visible_product_ids(request.user, token_of(request))
+    artifact = Artifact.objects.select_related("product").filter(digest=digest).first()
+    if artifact is not None:
+        if artifact.product_id not in visible:
+            raise Http404  # registered in a product the caller may not see: hidden looks like missing
+        if product_key and product_key != artifact.product.key:
+            raise ValidationFailed(
+                f"{digest} is registered in {artifact.product.key}, not {product_key}",
+                errors={"product": [product_key[:80]]},
+            )
+        return artifact, artifact.product
+    if product_key:
+        return None, product_for(request, product_key)
+    products = list(Product.objects.filter(id__in=visible).order_by("key"))
+    if not products:
+        raise Http404
+    if len(products) > 1:
+        raise ValidationFailed(
+            f"{digest} was never registered by a build, so it does not say which product it was deployed in: "
+            f"name it in `product` (one of {', '.join(p.key for p in products[:20])})",
+            errors={"product": ["This field is required for a digest no build registered."]},
+        )
+    return None, products[0]
 
 
 def deployment_for(request, human_id: str) -> Deployment:
@@ -70,8 +99,8 @@ class DeploymentOutput(serializers.ModelSerializer):
     id = serializers.CharField(source="human_id")
     product = serializers.CharField(source="product.key")
     environment = serializers.CharField(source="environment.key")
-    artifact = serializers.CharField(source="artifact.digest")
-    artifact_name = serializers.CharField(source="artifact.name")
+    artifact = serializers.CharField(source="digest")
+    artifact_name = serializers.CharField(source="artifact.name", allow_null=True, default=None)
     release = serializers.CharField(source="release.version", allow_null=True, default=None)
     deployer = serializers.CharField(source="deployer.username")
     decision = serializers.SerializerMethodField()
@@ -117,24 +146,28 @@ class DeploymentOutput(serializers.ModelSerializer):
         return f"/deployments/{deployment.human_id}"
 
 
+class DeploymentInput(serializers.Serializer):
+    artifact = serializers.CharField(max_length=80)
+    environment = serializers.CharField(max_length=40)
+    pipeline_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    kind = serializers.ChoiceField(choices=Deployment.Kind.values, required=False, default="normal")
+    justification = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    # Needed only for a digest no build registered, when the caller may see more than one product.
+    product = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+
+
 class DeploymentListCreateApi(APIView):
     """Record a deployment (always recorded; flagged and alerted when not authorised), or read the log."""
 
-    class Input(serializers.Serializer):
-        artifact = serializers.CharField(max_length=80)
-        environment = serializers.CharField(max_length=40)
-        pipeline_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-        kind = serializers.ChoiceField(choices=Deployment.Kind.values, required=False, default="normal")
-        justification = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-
-    @extend_schema(request=Input, responses={201: DeploymentOutput})
+    @extend_schema(request=DeploymentInput, responses={201: DeploymentOutput})
     def post(self, request):
-        data = _valid(self.Input, request.data)
-        artifact = artifact_for(request, data["artifact"])
+        data = _valid(DeploymentInput, request.data)
+        artifact, product = deployment_target(request, data["artifact"], data["product"].strip())
         require_scope(token_of(request), "deployments:write")
         deployment = deployments.deployment_record(
             artifact=artifact,
-            environment=environment_of(artifact.product, data["environment"]),
+            digest=data["artifact"],
+            environment=environment_of(product, data["environment"]),
             deployer=request.user,
             kind=data["kind"],
             pipeline_url=data["pipeline_url"],
@@ -198,19 +231,20 @@ class DeploymentDetailApi(APIView):
         return Response(body)
 
 
+class BreakGlassReviewInput(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(trim_whitespace=False)
+    findings = serializers.CharField(max_length=20000, allow_blank=True)
+
+
 class BreakGlassReviewApi(APIView):
     """The retrospective review of a break-glass deployment: a quality reviewer's Part 11 signature with findings."""
 
-    class Input(serializers.Serializer):
-        username = serializers.CharField()
-        password = serializers.CharField(trim_whitespace=False)
-        findings = serializers.CharField(max_length=20000, allow_blank=True)
-
-    @extend_schema(request=Input, responses={201: ReviewOutput})
+    @extend_schema(request=BreakGlassReviewInput, responses={201: ReviewOutput})
     def post(self, request, deployment_id):
         deployment = deployment_for(request, deployment_id)
         require_person(request, scope="changes:write")
-        data = _valid(self.Input, request.data)
+        data = _valid(BreakGlassReviewInput, request.data)
         review = BreakGlassReview.objects.filter(deployment=deployment).first()
         if review is None:
             raise InvalidState(
@@ -232,17 +266,23 @@ class FindingOutput(serializers.ModelSerializer):
         fields = ["id", "kind", "digest", "name", "state", "opened_at", "opened_by", "resolved_at", "resolved_by"]
 
 
+class SnapshotInput(serializers.Serializer):
+    artifacts = serializers.ListField(
+        child=serializers.DictField(),
+        allow_empty=True,
+        max_length=drift.MAX_RUNNING,
+        help_text="What runs now, each as {name, digest}.",
+    )
+
+
 class SnapshotApi(APIView):
     """What really runs in an environment → drift findings opened, resolved and still open."""
 
-    class Input(serializers.Serializer):
-        artifacts = serializers.ListField(child=serializers.DictField(), allow_empty=True, max_length=drift.MAX_RUNNING)
-
-    @extend_schema(request=Input, responses=dict)
+    @extend_schema(request=SnapshotInput, responses=dict)
     def put(self, request, product, environment):
         product = product_for(request, product, scope="snapshots:write")
         environment = environment_of(product, environment)
-        data = _valid(self.Input, request.data)
+        data = _valid(SnapshotInput, request.data)
         result = drift.snapshot_record(environment=environment, reporter=request.user, artifacts=data["artifacts"])
         snapshot = result.snapshot
         return Response(

@@ -105,7 +105,8 @@ def deployments_filter(
 
 
 def csv_row(deployment: Deployment) -> list[str]:
-    artifact = deployment.artifact
+    artifact = deployment.artifact  # none for a digest no build registered
+    build = artifact.build if artifact is not None and artifact.build_id else None
     return [
         deployment.human_id,
         deployment.deployed_at.isoformat(),
@@ -113,11 +114,11 @@ def csv_row(deployment: Deployment) -> list[str]:
         deployment.environment.key,
         deployment.kind,
         "true" if deployment.authorised else "false",
-        artifact.name,
-        artifact.digest,
+        artifact.name if artifact is not None else "",
+        deployment.digest,
         deployment.release.version if deployment.release_id else "",
-        artifact.build.human_id if artifact.build_id else "",
-        artifact.build.commit if artifact.build_id else "",
+        build.human_id if build is not None else "",
+        build.commit if build is not None else "",
         deployment.deployer.username,
         deployment.pipeline_url,
         (deployment.decision_snapshot or {}).get("decision", ""),
@@ -127,14 +128,19 @@ def csv_row(deployment: Deployment) -> list[str]:
 
 def running_now(environment: Environment) -> list[Deployment]:
     """What runs in an environment now by the deployment record: the latest deployment of each artifact name."""
+
+    def shown_as(deployment: Deployment) -> str:
+        # A digest no build registered has no name to stand for: it is its own row, after the named ones.
+        return deployment.artifact.name if deployment.artifact_id else deployment.digest
+
     latest: dict[str, Deployment] = {}
     for deployment in (
         Deployment.objects.filter(environment=environment)
         .select_related("artifact", "artifact__build__product", "release", "deployer", "environment", "product")
         .order_by("-deployed_at", "-id")[:5000]
     ):
-        latest.setdefault(deployment.artifact.name, deployment)
-    return sorted(latest.values(), key=lambda d: d.artifact.name)
+        latest.setdefault(shown_as(deployment), deployment)
+    return sorted(latest.values(), key=lambda d: (d.artifact_id is None, shown_as(d)))
 
 
 def latest_snapshot(environment: Environment) -> EnvironmentSnapshot | None:
@@ -162,9 +168,11 @@ def reviews_visible_to(user: User) -> QuerySet[BreakGlassReview]:
 
 
 def walk_back(deployment: Deployment) -> dict[str, Any]:
-    """artifact → build → commits → CRs and requirements → approvals and gates: where this piece came from."""
+    """artifact → build → commits → CRs and requirements → approvals and gates: where this piece came from.
+
+    A digest no build registered walks back no further than itself (`artifact.registered` is false)."""
     artifact, release = deployment.artifact, deployment.release
-    build = artifact.build
+    build = artifact.build if artifact is not None else None
     commits = list(BuildCommit.objects.filter(build=build).order_by("position", "id")) if build else []
     references = {m.upper() for c in commits for m in REFERENCE_PATTERN.findall(c.message or "")}
     change_requests = list(release.change_requests.order_by("pk")) if release else []
@@ -184,6 +192,8 @@ def walk_back(deployment: Deployment) -> dict[str, Any]:
         TestResult.objects.filter(artifact=artifact)
         .exclude(requirement_ids=[])
         .values_list("requirement_ids", flat=True)[:2000]
+        if artifact is not None
+        else []
     ):
         requirements |= {str(i).upper() for i in ids or []}
     promotions = list(release.promotions.select_related("environment").order_by("id")) if release else []
@@ -199,7 +209,17 @@ def walk_back(deployment: Deployment) -> dict[str, Any]:
     )
     snapshot = deployment.decision_snapshot or {}
     return {
-        "artifact": {"digest": artifact.digest, "name": artifact.name, "kind": artifact.kind, "uri": artifact.uri},
+        "artifact": (
+            {
+                "digest": artifact.digest,
+                "name": artifact.name,
+                "kind": artifact.kind,
+                "uri": artifact.uri,
+                "registered": True,
+            }
+            if artifact is not None
+            else {"digest": deployment.digest, "name": None, "kind": None, "uri": None, "registered": False}
+        ),
         "build": (
             {
                 "id": build.human_id,

@@ -76,7 +76,7 @@ def deployment_log(request):
             },
             "query": request.GET.urlencode(),
             "running": running,
-            "can_record": any(roles_of(request.user, p) - {Role.AUDITOR} for p in products),
+            "can_record": bool(_recordable_products(request.user, products)),
         },
     )
 
@@ -132,31 +132,49 @@ def deployment_review(request, deployment_id: str):
     return redirect("deployment", deployment_id=deployment.human_id)
 
 
+def _recordable_products(user, products) -> list[Product]:
+    """The products where this person may record some deployment (a break-glass claim is the widest: the service
+    decides the rest, with a 403 naming what is needed)."""
+    return [p for p in products if deployments.may_record_deployment(user, p, kind=Deployment.Kind.BREAK_GLASS)]
+
+
 @login_required
 def deployment_create(request):
-    """A page for manual deployments: the same service as the API, so the same decision, flags and alerts."""
-    products = [p for p in visible_products(request.user) if roles_of(request.user, p) - {Role.AUDITOR}]
-    form = {"artifact": "", "environment": "production", "kind": "normal", "pipeline_url": "", "justification": ""}
+    """A page for manual deployments: the same service as the API, so the same rules, decision, flags and alerts."""
+    products = _recordable_products(request.user, visible_products(request.user))
+    form = {
+        "artifact": "",
+        "product": "",
+        "environment": "production",
+        "kind": "normal",
+        "pipeline_url": "",
+        "justification": "",
+    }
     if request.method == "POST":
         form = {key: request.POST.get(key, "").strip() for key in form}
-        artifact = (
-            Artifact.objects.filter(digest=form["artifact"].lower(), product__in=products)
-            .select_related("product")
-            .first()
-        )
-        environment = (
-            Environment.objects.filter(product=artifact.product, key=form["environment"]).first() if artifact else None
-        )
-        if artifact is None:
+        artifact = Artifact.objects.filter(digest=form["artifact"].lower()).select_related("product").first()
+        if artifact is not None:
+            product = artifact.product if artifact.product in products else None
+        else:
+            # A digest no build registered is still a fact to record, in the product the person names.
+            named = [p for p in products if p.key == form["product"]]
+            product = named[0] if named else (products[0] if len(products) == 1 else None)
+        environment = Environment.objects.filter(product=product, key=form["environment"]).first() if product else None
+        if artifact is not None and product is None:
+            messages.error(request, f"No artifact {form['artifact'][:80]} is registered in a product you work on.")
+        elif product is None:
             messages.error(
-                request, f"No artifact {form['artifact'][:80] or '(empty)'} is registered in a product you work on."
+                request,
+                f"{form['artifact'][:80] or '(empty)'} was never registered by a build: "
+                "choose the product it was deployed in.",
             )
         elif environment is None:
-            messages.error(request, f"{artifact.product.key} has no environment {form['environment']!r}.")
+            messages.error(request, f"{product.key} has no environment {form['environment']!r}.")
         else:
             try:
                 deployment = deployments.deployment_record(
                     artifact=artifact,
+                    digest=form["artifact"],
                     environment=environment,
                     deployer=request.user,
                     kind=form["kind"],
@@ -173,7 +191,7 @@ def deployment_create(request):
     return render(
         request,
         "approvals/runtime/deployment_form.html",
-        {"form": form, "kinds": Deployment.Kind.choices, "environments": environments},
+        {"form": form, "kinds": Deployment.Kind.choices, "environments": environments, "products": products},
     )
 
 

@@ -400,6 +400,8 @@ class StatusKey:
 
 
 # The stamp: the product's latest audit event and the state of the evidence of every release holding the artifact.
+# The event is named by its chained hash, not its id: ids repeat after a database is restored or recreated, and a
+# cache that outlived the database must never answer from another history (the hash covers every earlier event).
 # Every controlled write (signature, promotion, policy activation, CR change, requirement edit, evidence upload)
 # appends an audit event for the product, so its head moves; evidence processing (parse and verify) changes the
 # evidence rows themselves. Expiry is not in the stamp: the cached answer carries its own `valid_until`.
@@ -411,7 +413,7 @@ SELECT
   a.product_id,
   p.key,
   (SELECT id FROM changecontrol_environment WHERE product_id = a.product_id AND key = %(environment)s),
-  (SELECT id FROM changecontrol_auditevent WHERE product_key = p.key ORDER BY at DESC, id DESC LIMIT 1),
+  (SELECT hash FROM changecontrol_auditevent WHERE product_key = p.key ORDER BY at DESC, id DESC LIMIT 1),
   (SELECT md5(string_agg(e.id::text || ':' || e.state || ':' || e.verdict, ',' ORDER BY e.id))
      FROM evidence_evidence e
     WHERE e.artifact_id = ANY(ARRAY(
@@ -483,7 +485,7 @@ def _status_key_orm(*, environment_key: str, **params) -> StatusKey | None:
     head = (
         AuditEvent.objects.filter(product_key=artifact.product.key)
         .order_by("-at", "-id")
-        .values_list("id", flat=True)
+        .values_list("hash", flat=True)
         .first()
     )
     evidence = list(

@@ -8,6 +8,7 @@ Decision whenever it changes.
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals import gates, selectors
-from approvals.models import Decision, Promotion, Release
+from approvals.models import Decision, Deployment, Promotion, Release
 from changecontrol import audit, esign
 from changecontrol.errors import Conflict, InvalidState, NotFound, NotPermitted, ValidationFailed
 from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Product, Role, Signature, User
@@ -26,6 +27,11 @@ from evidence.models import Artifact, Build, BuildCommit
 
 RELEASE_WRITER_ROLES = (Role.RELEASE_MANAGER,)
 REVIEWER_ROLES = (Role.QUALITY, Role.SECURITY, Role.PRODUCT)
+# A version is one path segment of /api/v1/releases/{product}/{version} and of the release page's URL, so it
+# holds only characters that need no escaping there: semver (7.2.4, 1.0.0-rc.1, 1.0.0+build.5) and calendar
+# versions (2025.03.1) fit; '/' would split the segment, and a leading '.' could make it '.' or '..'.
+RELEASE_VERSION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._+\-]*"
+RELEASE_VERSION_RULE = "letters, digits, '.', '-', '_' and '+', starting with a letter or digit"
 
 
 def _may_manage_releases(actor: User, product: Product) -> bool:
@@ -34,6 +40,23 @@ def _may_manage_releases(actor: User, product: Product) -> bool:
 
 
 # ---------------------------------------------------------------- releases
+
+
+def _check_release_version(version: str, product: Product) -> None:
+    if version == "new":  # /products/{product}/releases/new is the form that creates a release
+        raise ValidationFailed(
+            "'new' cannot be a release version: its page address is the new-release form; choose another",
+            errors={"version": ["'new' is reserved"]},
+        )
+    if re.fullmatch(RELEASE_VERSION_PATTERN, version):
+        return
+    refused = sorted({c for c in version if not re.fullmatch(r"[A-Za-z0-9._+\-]", c)})
+    problem = f"contains {' '.join(repr(c) for c in refused)}" if refused else f"starts with {version[0]!r}"
+    raise ValidationFailed(
+        f"a release version may use only {RELEASE_VERSION_RULE}, because it is part of the release's URL "
+        f"(/api/v1/releases/{product.key}/<version>): {version[:100]!r} {problem}",
+        errors={"version": [f"use only {RELEASE_VERSION_RULE}"]},
+    )
 
 
 def _resolve_artifacts(product: Product, digests: list[str]) -> list[Artifact]:
@@ -86,6 +109,7 @@ def release_create(
     version = version.strip()
     if not version:
         raise ValidationFailed("a release needs a version", errors={"version": ["This field is required."]})
+    _check_release_version(version, product)
     artifacts = _resolve_artifacts(product, artifact_digests)
     change_requests = _resolve_change_requests(product, list(change_request_ids))
     Product.objects.select_for_update().get(pk=product.pk)  # serialise versions per product
@@ -321,10 +345,29 @@ def _approve_if_allowed(promotion: Promotion, *, actor: User | None) -> dict:
 
 @transaction.atomic
 def promotion_refresh(*, promotion: Promotion) -> Promotion:
-    """Re-evaluate an awaiting promotion (new evidence may have made its gates pass)."""
+    """Re-evaluate an open promotion. An awaiting one is approved once its gates pass and its approvals are
+    complete. An approved one not yet deployed goes back to awaiting approval when its approvals no longer stand
+    (evidence that arrived after the signatures, DESIGN §4.5), so the reviewers can sign what they now see."""
     promotion = _lock(promotion)
     if promotion.state == Promotion.State.AWAITING_APPROVAL:
         _approve_if_allowed(promotion, actor=None)
+    elif promotion.state == Promotion.State.APPROVED:
+        # Only new evidence reopens it: lapsed approvals expire the promotion instead (promotions_expire).
+        answer = promotion_status(promotion)
+        inputs = answer["_inputs"]
+        standing = [s for s in inputs["signatures"] if s["meaning"] == "approved" and not s["invalidated"]]
+        seen = {s["evidence_sha256"] for s in standing} - {None}
+        if answer["approvals"]["missing"] and seen - {inputs["evidence_sha256"]}:
+            promotion.state = Promotion.State.AWAITING_APPROVAL
+            promotion.save(update_fields=["state"])
+            audit.record(
+                actor=None,
+                action="promotion.reopened",
+                obj=promotion,
+                before={"state": "approved"},
+                after={"state": "awaiting_approval", "missing": answer["approvals"]["missing"]},
+                reason="; ".join(answer["approvals"].get("notes") or answer["reasons"])[:1000],
+            )
     return promotion
 
 
@@ -367,6 +410,19 @@ def sod_refusal(*, promotion: Promotion, signer: User) -> esign.Refusal | None:
                 f"you requested or wrote {change_request.human_id}, which "
                 f"{release} delivers, so you cannot approve its promotion",
             )
+    # DESIGN §4.5: whoever shipped the release's digests anywhere does not also approve where they go next.
+    deployment = (
+        Deployment.objects.filter(deployer=signer, artifact__releases=release)
+        .select_related("environment")
+        .order_by("deployed_at", "id")
+        .first()
+    )
+    if deployment is not None:
+        return esign.Refusal(
+            "sod.deployer_cannot_sign",
+            f"you deployed {release} to {deployment.environment.key} ({deployment.human_id}), "
+            "so you cannot approve its promotion",
+        )
     return None
 
 
@@ -378,7 +434,13 @@ def promotion_sign(
 ) -> Signature:
     """Part 11 signature on a promotion: re-authenticate, then approve or reject (SoD refusals are 403 and audited)."""
     # Part 11 §11.200(a): both components again, before anything is looked at.
-    esign.reauthenticate(signer=signer, username=username, password=password, subject_human_id=promotion.human_id)
+    esign.reauthenticate(
+        signer=signer,
+        username=username,
+        password=password,
+        subject_human_id=promotion.human_id,
+        product=promotion.release.product,
+    )
     try:
         signature = _promotion_sign(promotion=promotion, signer=signer, meaning=meaning, comment=comment, role=role)
     except esign.Refusal as refusal:
@@ -426,28 +488,30 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
         )
     if role and role not in eligible:
         raise NotPermitted(f"you cannot sign as {role!r} here; you may sign as {', '.join(eligible)}")
-    # 4. One person counts once; a lapsed signature of theirs is retired so they can sign again.
+    # 4. One person counts once; a lapsed signature of theirs (expired, older policy, or over evidence that has
+    # changed since) is retired so they can sign what they now see.
+    environment_rule = document.environment(promotion.environment.key)
+    facts = selectors.release_facts(
+        release=promotion.release, environment_key=promotion.environment.key, after=environment_rule.after
+    )
+    evidence_sha256 = selectors.evidence_snapshot_sha256(facts)
     standing = selectors.promotion_signatures(promotion).filter(
         signer=signer, meaning=meaning, invalidated_at__isnull=True
     )
     for previous in standing:
-        if previous.is_valid() and previous.policy_version_id == policy.pk:
+        seen = (previous.content or {}).get("evidence_sha256")
+        if previous.is_valid() and previous.policy_version_id == policy.pk and seen in (None, evidence_sha256):
             raise InvalidState(f"you have already signed {promotion.human_id} as {meaning}; one person counts once")
         Signature.objects.filter(pk=previous.pk).update(
-            invalidated_at=timezone.now(), invalidated_reason="expired or made under an older policy; signed again"
+            invalidated_at=timezone.now(),
+            invalidated_reason="expired, made under an older policy, or over evidence that has changed; signed again",
         )
     if not role:
         signed_roles = {s.role for s in selectors.promotion_signatures(promotion).filter(invalidated_at__isnull=True)}
         role = next((r for r in eligible if r not in signed_roles), eligible[0])
     # 5. The content is what the signer saw: digests, the manifest, the policy version, the evidence snapshot.
-    environment_rule = document.environment(promotion.environment.key)
-    facts = selectors.release_facts(
-        release=promotion.release, environment_key=promotion.environment.key, after=environment_rule.after
-    )
     hours = environment_rule.approval.valid_for_hours if environment_rule.approval else None
-    content = promotion_signed_content(
-        promotion, policy=policy, evidence_sha256=selectors.evidence_snapshot_sha256(facts)
-    )
+    content = promotion_signed_content(promotion, policy=policy, evidence_sha256=evidence_sha256)
     signature = esign.signature_create(
         subject=promotion,
         product=product,
@@ -710,7 +774,7 @@ def status_answer_for(
     policy = active_policy(artifact.product)
     if policy is None:
         raise InvalidState(f"{artifact.product.key} has no active policy, so no decision can be made")
-    if promotion is not None and promotion.state == Promotion.State.AWAITING_APPROVAL:
+    if promotion is not None and promotion.state in (Promotion.State.AWAITING_APPROVAL, Promotion.State.APPROVED):
         promotion = promotion_refresh(promotion=promotion)
     inputs = audit.jsonable(status_inputs(promotion=promotion, environment=environment, policy=policy))
     answer = answer_from(policy=policy, environment_key=environment.key, inputs=inputs, at=now)

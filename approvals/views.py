@@ -200,7 +200,15 @@ def release_create(request, product: str):
     return render(
         request,
         "approvals/release_form.html",
-        {"product": product, "form": form, "recent_artifacts": recent, "open_crs": open_crs},
+        {
+            "product": product,
+            "form": form,
+            "recent_artifacts": recent,
+            "open_crs": open_crs,
+            # The browser checks the same rule the service enforces, before the form is sent.
+            "version_pattern": services.RELEASE_VERSION_PATTERN,
+            "version_rule": services.RELEASE_VERSION_RULE,
+        },
     )
 
 

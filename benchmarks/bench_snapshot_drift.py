@@ -50,7 +50,8 @@ def _populate():
     from evidence.models import Artifact, Build
 
     start = timezone.now() - timedelta(days=30)
-    user = User.objects.create(username="bench-drift", full_name="Benchmark SRE")
+    # The CI agent that reports what runs (only service accounts and deployers may report snapshots).
+    user = User.objects.create(username="bench-drift", full_name="Benchmark CI", is_service_account=True)
     product = Product.objects.create(key="drift", name="drift", safety_class="B", safety_rationale="benchmark")
     environment = Environment.objects.create(product=product, key="production", name="Production", order=3)
     build = Build.objects.create(
@@ -70,6 +71,7 @@ def _populate():
                 product=product,
                 environment=environment,
                 artifact=artifact,
+                digest=artifact.digest,
                 deployer=user,
                 deployed_at=start + timedelta(minutes=i),
                 kind="normal",

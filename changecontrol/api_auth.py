@@ -27,7 +27,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         parts = header.split()
-        if parts[0] != self.keyword:
+        # RFC 9110 §11.1: the scheme name is case-insensitive (`bearer` is what some HTTP clients send).
+        if not parts or parts[0].lower() != self.keyword.lower():
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("the Authorization header must be 'Bearer <token>'")

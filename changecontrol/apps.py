@@ -6,3 +6,7 @@ class ChangeControlConfig(AppConfig):
 
     name = "changecontrol"
     verbose_name = "Change control"
+
+    def ready(self):
+        # Registers the OpenAPI description of the bearer-token authentication (drf-spectacular extension).
+        from changecontrol import api_schema  # noqa: F401

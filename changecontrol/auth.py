@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from changecontrol import audit
-from changecontrol.models import User
+from changecontrol.models import Product, User
 
 
 class LockoutModelBackend(ModelBackend):
@@ -36,20 +36,33 @@ class LockoutModelBackend(ModelBackend):
         return authenticated
 
 
-def account_register_failure(*, user: User, context: str) -> bool:
+def account_register_failure(
+    *, user: User, context: str, product: Product | None = None, subject_human_id: str = ""
+) -> bool:
     """Count one failed password (sign-in or signature); lock at the threshold. Returns whether now locked.
 
-    Runs in its own transaction so the record survives the refusal that follows it.
+    A failed signature names the record being signed and its product, so the product's auditor finds it in that
+    record's trail (DESIGN §6); a failed sign-in belongs to the account. Runs in its own transaction so the record
+    survives the refusal that follows it.
     """
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(failed_login_count=F("failed_login_count") + 1)
         user.refresh_from_db(fields=["failed_login_count", "locked_at"])
-        audit.record(
-            actor=user,
-            action=f"{context}.failed",
-            obj=user,
-            after={"failed_attempts": user.failed_login_count},
-        )
+        if subject_human_id:
+            audit.record(
+                actor=user,
+                action=f"{context}.failed",
+                product_key=product.key if product is not None else None,
+                object_human_id=subject_human_id,
+                after={"user": user.username, "failed_attempts": user.failed_login_count},
+            )
+        else:
+            audit.record(
+                actor=user,
+                action=f"{context}.failed",
+                obj=user,
+                after={"failed_attempts": user.failed_login_count},
+            )
         newly_locked = user.locked_at is None and user.failed_login_count >= settings.CUSTODY_LOCKOUT_THRESHOLD
         if newly_locked:
             user.locked_at = timezone.now()

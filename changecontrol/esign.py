@@ -25,8 +25,11 @@ def content_sha256(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def reauthenticate(*, signer: User, username: str, password: str, subject_human_id: str) -> None:
-    """Part 11 §11.200(a)(1): both components again. A wrong one signs nothing, is audited, counts to lockout."""
+def reauthenticate(*, signer: User, username: str, password: str, subject_human_id: str, product: Product) -> None:
+    """Part 11 §11.200(a)(1): both components again. A wrong one signs nothing, is audited, counts to lockout.
+
+    The failure is audited under the product and the record being signed, where that product's auditor looks.
+    """
     if signer.is_locked():
         raise AccountLocked("your account is locked after repeated failed password attempts; ask an administrator")
     if username != signer.username:
@@ -35,11 +38,14 @@ def reauthenticate(*, signer: User, username: str, password: str, subject_human_
                 actor=signer,
                 action="signature.failed",
                 reason=f"username {username[:150]!r} is not the signed-in user",
+                product_key=product.key,
                 object_human_id=subject_human_id,
             )
         raise ReauthenticationFailed("sign with your own username: the username given is not the signed-in user's")
     if not check_password(password, signer.password):
-        locked = account_register_failure(user=signer, context="signature")
+        locked = account_register_failure(
+            user=signer, context="signature", product=product, subject_human_id=subject_human_id
+        )
         detail = "the password is not correct; nothing was signed"
         if locked:
             detail += ", and the account is now locked"

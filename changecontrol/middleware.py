@@ -8,9 +8,12 @@ import uuid
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.core.exceptions import BadRequest
 from django.shortcuts import redirect
 
 from changecontrol import request_context
+from changecontrol.api_errors import error_response, is_api_path
+from changecontrol.api_parsers import refusal, unstorable_field, unstorable_reason
 
 
 def client_address(request) -> str:
@@ -40,6 +43,29 @@ class RequestContextMiddleware:
             request_context.reset(token)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+class RefuseUnstorableInputMiddleware:
+    """A NUL in the path or a query parameter is a 400 naming it, not a database error later (see api_parsers,
+    which holds request bodies to the same rule)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        problem = self._problem(request)
+        if problem is None:
+            return self.get_response(request)
+        if is_api_path(request.path_info):
+            return error_response(400, problem)
+        raise BadRequest(problem)
+
+    @staticmethod
+    def _problem(request) -> str | None:
+        reason = unstorable_reason(request.path_info)
+        if reason:
+            return refusal("the URL path", reason)
+        return unstorable_field(request.GET, kind="query parameter")
 
 
 class IdleSessionTimeoutMiddleware:

@@ -104,7 +104,13 @@ def policy_version_sign(
     *, policy_version: PolicyVersion, signer: User, username: str, password: str, comment: str = ""
 ) -> Signature:
     """A quality reviewer's signature activates a proposed policy version (the previous one is superseded)."""
-    esign.reauthenticate(signer=signer, username=username, password=password, subject_human_id=str(policy_version))
+    esign.reauthenticate(
+        signer=signer,
+        username=username,
+        password=password,
+        subject_human_id=str(policy_version),
+        product=policy_version.product,
+    )
     try:
         return _policy_version_activate(policy_version=policy_version, signer=signer, comment=comment)
     except esign.Refusal as refusal:
@@ -404,7 +410,13 @@ def change_request_sign(
     role: str = "",
 ) -> Signature:
     """Sign a submitted CR (approve, reject or review) — Part 11 re-authentication and separation of duties."""
-    esign.reauthenticate(signer=signer, username=username, password=password, subject_human_id=change_request.human_id)
+    esign.reauthenticate(
+        signer=signer,
+        username=username,
+        password=password,
+        subject_human_id=change_request.human_id,
+        product=change_request.product,
+    )
     try:
         return _change_request_sign_locked(
             change_request=change_request, signer=signer, meaning=meaning, comment=comment, role=role

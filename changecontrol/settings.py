@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "changecontrol.middleware.RequestContextMiddleware",
+    "changecontrol.middleware.RefuseUnstorableInputMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "changecontrol.middleware.IdleSessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -227,10 +228,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "changecontrol.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers, refusing what the database cannot store (NUL) and JSON nested too deep: 400, never 500.
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "changecontrol.api_parsers.JSONParser",
+        "changecontrol.api_parsers.MultiPartParser",
+        "changecontrol.api_parsers.FormParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # `?format=csv` is ours (audit exports), not DRF's renderer switch.
@@ -241,6 +243,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Change control and release approvals for regulated software delivery. See DESIGN §7.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Choice sets that share a field name (`kind`, `state`, `status`) get a name of their own, not a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "PromotionStateEnum": "approvals.models.Promotion.State",
+        "TraceItemKindEnum": "changecontrol.models.TraceItem.Kind",
+        "GateStatusEnum": ["pass", "fail", "missing"],
+    },
 }
 
 LOGGING = {

@@ -12,3 +12,7 @@ urlpatterns = [
     path("", include("alerts.page_urls")),
     path("", include("evidence.auditor_urls")),
 ]
+
+# Under /api/ every error is JSON in the §7 shape, a path no route matches included; pages keep the HTML pages.
+handler404 = "changecontrol.api_errors.not_found"
+handler500 = "changecontrol.api_errors.server_error"

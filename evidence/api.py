@@ -6,12 +6,12 @@ from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from changecontrol.access import require_scope
 from changecontrol.api_base import product_for, require_person, token_of
+from changecontrol.api_parsers import MultiPartParser
 from changecontrol.errors import NotPermitted
 from changecontrol.models import Product, Role
 from changecontrol.roles import roles_of

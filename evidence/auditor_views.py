@@ -48,6 +48,14 @@ def _release_result(release) -> dict[str, str]:
     return _result("release", release.human_id, url, f"{release.artifact_count} artifact(s)")
 
 
+def _deployment_url(deployment) -> str:
+    """Where a deployment outside any release leads: its artifact, or the deployment itself for a digest no build
+    registered (there is no artifact page to show)."""
+    if deployment.artifact_id:
+        return reverse("evidence-artifact", kwargs={"digest": deployment.digest})
+    return reverse("deployment", kwargs={"deployment_id": deployment.human_id})
+
+
 def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
     """Whatever the query names — a digest, a CR, a requirement, a deployment, a date or a release version."""
     from approvals.models import Deployment, Release
@@ -87,6 +95,18 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
             url = reverse("evidence-artifact", kwargs={"digest": artifact.digest})
             results.append(_result("artifact", f"{artifact.name} {artifact.digest}", url, artifact.build.human_id))
             results += [_release_result(r) for r in containing[artifact.pk]]
+        # Deployed without ever being registered: only the deployment knows the digest.
+        for deployment in Deployment.objects.filter(
+            product_id__in=product_ids, artifact__isnull=True, digest__startswith="sha256:" + digest.group(1)
+        ).select_related("environment")[:MAX_RESULTS]:
+            results.append(
+                _result(
+                    "deployment",
+                    f"{deployment.human_id} {deployment.digest}",
+                    _deployment_url(deployment),
+                    f"{deployment.kind} to {deployment.environment.key}, never registered by a build",
+                )
+            )
     # 2. A change request: it, and the releases that deliver it.
     cr = CR_ID.match(query)
     if cr:
@@ -104,7 +124,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
             if deployment.release_id:
                 results.append(_release_result(deployment.release) | {"detail": f"{deployment.human_id}: {detail}"})
             else:
-                url = reverse("evidence-artifact", kwargs={"digest": deployment.artifact.digest})
+                url = _deployment_url(deployment)
                 results.append(_result("deployment", deployment.human_id, url, detail))
     # 4. A requirement (or hazard, risk control): the item, and the releases whose CRs name it.
     for item in TraceItem.objects.filter(product_id__in=product_ids, identifier__iexact=query).select_related(
@@ -132,7 +152,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
                     kwargs={"product": deployment.release.product.key, "version": deployment.release.version},
                 )
                 if deployment.release_id
-                else reverse("evidence-artifact", kwargs={"digest": deployment.artifact.digest})
+                else _deployment_url(deployment)
             )
             results.append(
                 _result("deployment", deployment.human_id, url, f"{deployment.kind} to {deployment.environment.key}")

@@ -28,7 +28,8 @@ from evidence.packets import _manifestation, _subject_type, _utc
 
 # Bump when the selection changes (which deployments count, or how the period is bounded); the version and the
 # hash of the SQL text are printed on every report, so two reports can be shown to use the same query.
-POPULATION_QUERY_VERSION = "population/1"
+# population/2: deployments of digests no build registered count too (their artifact is empty).
+POPULATION_QUERY_VERSION = "population/2"
 PRODUCTION = "production"
 # The independent count: written by hand against the tables, not derived from the ORM query it checks.
 COMPLETENESS_SQL = """
@@ -107,6 +108,8 @@ def _row_exceptions(deployment, tests: dict[str, int], now: datetime) -> list[st
             found.append("no retrospective review")
         elif review.state != "reviewed":
             found.append("retrospective review overdue" if review.is_overdue(now) else "retrospective review due")
+    if deployment.artifact_id is None:
+        found.append("unknown provenance")
     if deployment.release_id is None:
         found.append("no release")
     if tests.get("failed", 0) + tests.get("error", 0):
@@ -142,7 +145,7 @@ def population_report(
     # 1. The population itself, then its evidence in one query per kind of fact.
     deployments = list(queryset)
     release_ids = {d.release_id for d in deployments if d.release_id}
-    artifact_ids = {d.artifact_id for d in deployments}
+    artifact_ids = {d.artifact_id for d in deployments if d.artifact_id}
     # Release human IDs name their product: one query for them all, leaving the population's own SQL (and so
     # its hash) as it is.
     releases = {r.pk: r for r in Release.objects.filter(pk__in=release_ids).select_related("product")}
@@ -199,8 +202,8 @@ def population_report(
                 "exceptions": exceptions,
                 "release": releases[d.release_id].human_id if d.release_id else "",
                 "release_version": d.release.version if d.release_id else "",
-                "artifact": d.artifact.name,
-                "digest": d.artifact.digest,
+                "artifact": d.artifact.name if d.artifact_id else "",
+                "digest": d.digest,
                 "deployer": d.deployer.printed_name,
                 "change_requests": [
                     {"id": cr.human_id, "title": cr.title, "tier": cr.tier, "type": cr.change_type, "state": cr.state}

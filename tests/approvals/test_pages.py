@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from approvals import services
+from approvals.models import Release
 from changecontrol.models import AuditEvent
 from tests.approvals.conftest import sign
 from tests.conftest import PASSWORD
@@ -95,6 +97,17 @@ def test_release_pages_and_creating_a_release_in_the_browser(cast, artifact, cha
     assert artifact.digest in page
     assert "Promote to Integration" in page
     assert "7.3.0" in client.get("/products/rsd/releases").content.decode()
+
+
+def test_the_release_form_states_the_version_rule_and_the_service_refuses_a_slash(cast, artifact):
+    client = client_for(cast["rory"])
+    form = client.get("/products/rsd/releases/new").content.decode()
+    assert f'pattern="{services.RELEASE_VERSION_PATTERN}"' in form
+    response = client.post(
+        "/products/rsd/releases/new", {"version": "2025.03/hotfix", "artifacts": artifact.digest}, follow=True
+    )
+    page = response.content.decode()
+    assert "contains &#x27;/&#x27;" in page and not Release.objects.exists()
 
 
 def test_policy_history_and_diff_of_two_versions(cast, policy):

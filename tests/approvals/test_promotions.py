@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from approvals import services
-from approvals.models import Decision, Promotion
+from approvals.models import Decision, Promotion, Release
 from changecontrol.models import AuditEvent
 from tests.approvals.conftest import add_tests, make_artifact, make_build, pass_through, sign
 from tests.conftest import PASSWORD
@@ -39,6 +39,46 @@ def test_release_with_unknown_digest_is_refused_naming_it(api, ci_token, artifac
     )
     assert response.status_code == 400
     assert unknown in response.json()["detail"]
+
+
+@pytest.mark.parametrize("version", ["7.2.5", "1.0.0-rc.1", "1.0.0+build.5", "2025.03.1_hotfix", "V8"])
+def test_a_release_version_fit_for_a_url_is_created_and_addressable(api, ci_token, artifact, version):
+    client = api(token=ci_token)
+    created = client.post(
+        "/api/v1/products/rsd/releases", {"version": version, "artifacts": [artifact.digest]}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    found = client.get(f"/api/v1/releases/rsd/{version}")
+    assert found.status_code == 200 and found.json()["version"] == version
+
+
+@pytest.mark.parametrize(
+    "version, problem",
+    [
+        ("2025.03/hotfix", "contains '/'"),
+        ("7.2 beta", "contains ' '"),
+        ("1.0?draft", "contains '?'"),
+        ("1.0#2", "contains '#'"),
+        ("50%", "contains '%'"),
+        ("..", "starts with '.'"),
+        ("-rc.1", "starts with '-'"),
+    ],
+)
+def test_a_release_version_no_url_can_address_is_400_saying_what_is_allowed(api, ci_token, artifact, version, problem):
+    response = api(token=ci_token).post(
+        "/api/v1/products/rsd/releases", {"version": version, "artifacts": [artifact.digest]}, format="json"
+    )
+    assert response.status_code == 400, response.json()
+    detail = response.json()["detail"]
+    assert problem in detail and services.RELEASE_VERSION_RULE in detail, detail
+    assert not Release.objects.exists()
+
+
+def test_new_is_no_release_version_because_the_page_of_that_name_creates_releases(api, ci_token, artifact):
+    response = api(token=ci_token).post(
+        "/api/v1/products/rsd/releases", {"version": "new", "artifacts": [artifact.digest]}, format="json"
+    )
+    assert response.status_code == 400 and "new-release form" in response.json()["detail"]
 
 
 def test_duplicate_release_version_is_a_conflict(api, ci_token, release, artifact):
@@ -133,6 +173,24 @@ def test_production_waits_for_a_quality_signature_then_allows(api, ci_token, pro
     assert body["decision"] == "allowed", body["reasons"]
     assert body["approvals"]["signed"] == ["quality"]
     assert body["reasons"] == []
+
+
+def test_the_schema_documents_exactly_the_status_object_the_gate_answers(api, ci_token, production_promotion, cast):
+    """The OpenAPI serializers only describe the status answer (never built through them): they must not drift."""
+    from approvals import api as approvals_api
+
+    def fields(serializer_class) -> set[str]:
+        return set(serializer_class().fields)
+
+    sign(production_promotion, cast["quinn"])
+    digest = production_promotion.release.artifacts.get().digest
+    body = status_of(api, ci_token, digest).json()
+    assert set(body) == fields(approvals_api.StatusOutput)
+    assert set(body["policy"]) == fields(approvals_api.StatusPolicyOutput)
+    assert body["gates"] and all(set(gate) == fields(approvals_api.StatusGateOutput) for gate in body["gates"])
+    assert set(body["approvals"]) == fields(approvals_api.StatusApprovalsOutput)
+    [signer] = body["approvals"]["signers"]
+    assert set(signer) == fields(approvals_api.StatusSignerOutput)
 
 
 def test_new_blocking_evidence_after_approval_turns_the_answer_to_blocked(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from approvals import services
+from approvals import deployments, services
 from changecontrol import roles
 from changecontrol.models import AuditEvent, Role
 from tests.approvals.conftest import add_full_evidence, make_artifact, make_build, pass_through
@@ -73,6 +73,7 @@ def _release_with(
         ("commit author", "commit_author", "sod.commit_author_cannot_sign"),
         ("builder", "builder", "sod.builder_cannot_sign"),
         ("change request author", "cr_author", "sod.change_author_cannot_sign"),
+        ("deployer", "deployer", "sod.deployer_cannot_sign"),
     ],
 )
 def test_separation_of_duties_refuses_with_the_rule_named_and_audits_it(
@@ -90,6 +91,14 @@ def test_separation_of_duties_refuses_with_the_rule_named_and_audits_it(
     elif setup == "cr_author":
         kwargs["cr_requester"] = signer
     promotion = _release_with(product, cast, ci_account, **kwargs)
+    if setup == "deployer":
+        # The reviewer also holds the SRE role and shipped the release's digest to staging in person.
+        roles.role_grant(actor=None, user=signer, product=product, role=Role.SRE)
+        deployments.deployment_record(
+            artifact=promotion.release.artifacts.get(),
+            environment=product.environments.get(key="staging"),
+            deployer=signer,
+        )
     response = _sign_api(api, signer, promotion)
     assert response.status_code == 403, response.json()
     assert response.json()["error"] == "separation_of_duties"
@@ -162,3 +171,25 @@ def test_service_accounts_cannot_sign(api, ci_token, product, cast, ci_account, 
         format="json",
     )
     assert response.status_code == 403
+
+
+def test_a_wrong_password_is_audited_under_the_product_and_the_promotion(api, product, cast, ci_account, policy):
+    promotion = _release_with(product, cast, ci_account)
+    quinn = cast["quinn"]
+    wrong = api(quinn).post(
+        f"/api/v1/promotions/{promotion.human_id}/signatures",
+        {"meaning": "approved", "username": "quinn", "password": "guess"},
+        format="json",
+    )
+    assert wrong.status_code == 403 and wrong.json()["error"] == "reauthentication_failed"
+    someone_else = api(quinn).post(
+        f"/api/v1/promotions/{promotion.human_id}/signatures",
+        {"meaning": "approved", "username": "sasha", "password": PASSWORD},
+        format="json",
+    )
+    assert someone_else.status_code == 403
+    failed = AuditEvent.objects.filter(action="signature.failed").order_by("id")
+    assert [(e.product_key, e.object_human_id, e.actor) for e in failed] == [("rsd", promotion.human_id, quinn)] * 2
+    quinn.refresh_from_db()
+    assert quinn.failed_login_count == 1  # the wrong password counts toward lockout; the wrong username does not
+    assert not services.selectors.promotion_signatures(promotion).exists()

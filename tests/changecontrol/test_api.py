@@ -1,6 +1,9 @@
 """The change-request API (DESIGN §7): session auth, Part 11 signing, JSON errors, and who may see what."""
 
+import json
+
 import pytest
+import yaml
 
 from changecontrol.keys import keyring
 from changecontrol.models import AuditEvent, ChangeRequest, Signature
@@ -255,3 +258,53 @@ def test_public_keys_list_the_active_key_without_signing_in(api, db):
     [active] = [key for key in response.json()["keys"] if key["status"] == "active"]
     assert active["key_id"] == keyring().key_id and active["algorithm"] == "ed25519"
     assert active["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_a_path_no_api_route_matches_is_a_json_404_and_a_page_keeps_the_html_404(api, ci_token, auditor):
+    for client in (api(token=ci_token), api()):
+        response = client.get("/api/v1/no-such-thing")
+        assert response.status_code == 404 and response["Content-Type"].startswith("application/json")
+        assert response.json()["error"] == "not_found" and "/api/v1/docs/" in response.json()["detail"]
+    page = api(auditor).get("/no-such-page")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_server_error_under_the_api_is_json_and_a_page_keeps_the_html_500(rf):
+    from changecontrol.api_errors import server_error
+
+    response = server_error(rf.get("/api/v1/status"))
+    assert response.status_code == 500 and response["Content-Type"].startswith("application/json")
+    assert json.loads(response.content)["error"] == "server_error"
+    page = server_error(rf.get("/products"))
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+
+
+def test_the_schema_declares_the_bearer_token_and_documents_each_request_body(api, ci_token):
+    schema = yaml.safe_load(api(token=ci_token).get("/api/v1/schema/").content)
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {**schemes["bearerAuth"], "type": "http", "scheme": "bearer"}
+    signing = schema["paths"]["/api/v1/change-requests/{change_request_id}/signatures"]["post"]
+    assert {"bearerAuth": []} in signing["security"]
+    # Each request serializer is its own component: none is another endpoint's body under a shared name.
+    bodies = {
+        path: operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method in ("post", "put", "patch")
+        and "application/json" in operation.get("requestBody", {}).get("content", {})
+    }
+    assert "#/components/schemas/Input" not in bodies.values()
+    assert bodies["/api/v1/products/{product}/releases"].endswith("/ReleaseInput")
+
+
+def test_the_schema_is_json_with_format_json_or_accept_json_and_yaml_by_default(api, auditor):
+    client = api(auditor)
+    assert yaml.safe_load(client.get("/api/v1/schema/").content)["openapi"].startswith("3.")
+    for response in (
+        client.get("/api/v1/schema/", {"format": "json"}),
+        client.get("/api/v1/schema/", HTTP_ACCEPT="application/json"),
+    ):
+        assert response.status_code == 200 and "json" in response["Content-Type"]
+        assert json.loads(response.content)["openapi"].startswith("3.")
+    # Any other value leaves the choice to the Accept header (the audit exports own ?format=csv).
+    assert client.get("/api/v1/schema/", {"format": "csv"})["Content-Type"].startswith("application/vnd.oai.openapi")

@@ -46,6 +46,30 @@ def test_a_malformed_authorization_header_is_refused(api, ci_token):
     assert response.status_code == 401 and "Bearer <token>" in response.content.decode()
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_bearer_scheme_is_case_insensitive_and_costs_one_query(api, ci_token, scheme):
+    client = api()
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {ci_token}")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/v1/products")
+    assert response.status_code == 200 and [p["key"] for p in response.json()] == ["rsd"], response.content
+    assert len([q for q in queries if "token_sha256" in q["sql"]]) == 1  # the one lookup, whatever the spelling
+
+
+@pytest.mark.parametrize("authorization", [None, "Token abc123", "Basic YWxpY2U6c2VjcmV0", "   "])
+def test_without_bearer_credentials_the_401_says_how_to_authenticate(api, ci_token, authorization):
+    client = api()
+    if authorization is not None:
+        client.credentials(HTTP_AUTHORIZATION=authorization)
+    response = client.get("/api/v1/products")
+    assert response.status_code == 401, response.content
+    assert response.json() == {
+        "error": "not_authenticated",
+        "detail": "Authentication credentials were not provided: send Authorization: Bearer <token>, or sign in.",
+    }
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
 def _prepared_statements() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")

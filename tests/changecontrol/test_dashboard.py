@@ -106,6 +106,7 @@ def record_deployment(product, artifact, *, deployer, authorised=True, kind="nor
         product=product,
         environment=environment(product, key),
         artifact=artifact,
+        digest=artifact.digest,
         deployer=deployer,
         kind=kind,
         authorised=authorised,

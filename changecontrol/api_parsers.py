@@ -1,0 +1,133 @@
+"""Request bodies Custody can store, or a 400 saying what to fix (DESIGN §7: bad input is 400, never a 500).
+
+Every API body goes through these parsers (settings REST_FRAMEWORK DEFAULT_PARSER_CLASSES); query strings and
+paths are checked by middleware.RefuseUnstorableInputMiddleware with the same rule. Checking once at the door
+keeps every endpoint, present and future, from turning odd text into a database error.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+# PostgreSQL text and jsonb cannot hold NUL, and UTF-8 (the database encoding) cannot hold an unpaired UTF-16
+# surrogate, which JSON can still spell as "\ud800". Either would fail at the INSERT as a server error.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+# Deeper than any build parameters or policy a pipeline sends, and far below Python's recursion limit, so
+# nothing that encodes the data again (jsonb, the audit trail's canonical hash) can overflow the stack.
+MAX_JSON_DEPTH = 100
+
+
+def _escaped(text: str, limit: int = 120) -> str:
+    """The text as a person can read it in an error: NUL and surrogates written as \\uXXXX, long text cut."""
+    shown = text if len(text) <= limit else text[:limit] + "…"
+    return UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", shown)
+
+
+def unstorable_reason(text: str) -> str | None:
+    """Why this text cannot be stored, or None when it can."""
+    match = UNSTORABLE.search(text)
+    if match is None:
+        return None
+    if match.group() == "\x00":
+        return "contains a NUL character (\\u0000)"
+    return f"contains an unpaired UTF-16 surrogate (\\u{ord(match.group()):04x})"
+
+
+def refusal(where: str, reason: str) -> str:
+    return f"{where} {reason}, which Custody cannot store: remove it and send the request again"
+
+
+def check_json(data) -> None:
+    """Refuse NUL or unpaired surrogates in any key or string, and nesting deeper than MAX_JSON_DEPTH."""
+    if not _storable(data):
+        _refuse_where(data)
+
+
+def _storable(data) -> bool:
+    """The check every JSON body pays for, so it stays cheap: level by level, one regex search over each level's
+    keys and strings, no paths kept. Iterative: a recursive walk would be the stack overflow the limit prevents."""
+    level, depth = [data], 1
+    while level:
+        if depth > MAX_JSON_DEPTH:
+            return False
+        below, texts = [], []
+        for value in level:
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, dict):
+                texts.extend(value)
+                below.extend(value.values())
+            elif isinstance(value, list):
+                below.extend(value)
+        if UNSTORABLE.search("".join(texts)):
+            return False
+        level, depth = below, depth + 1
+    return True
+
+
+def _refuse_where(data) -> None:
+    """Walk again, keeping paths, to say where the problem is (only for a body already found wanting)."""
+    pending = [(data, "", 1)]
+    while pending:
+        value, where, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels is not accepted: flatten it")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                path = f"{where}.{key}" if where else key
+                reason = unstorable_reason(key)
+                if reason:
+                    raise ParseError(refusal(f"the JSON key '{_escaped(path)}'", reason))
+                pending.append((item, path, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            reason = unstorable_reason(value)
+            if reason:
+                where = f"the JSON value of '{_escaped(where)}'" if where else "the JSON body"
+                raise ParseError(refusal(where, reason))
+
+
+def unstorable_field(fields, *, kind: str) -> str | None:
+    """What to fix when the name or a value of a form field or query parameter (a QueryDict) holds NUL."""
+    for name, values in fields.lists():
+        for text in (name, *values):
+            reason = unstorable_reason(text)
+            if reason:
+                return refusal(f"the {kind} '{_escaped(name)}'", reason)
+    return None
+
+
+class JSONParser(parsers.JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            # The json module recurses once per level: a body nested thousands deep exhausts the stack.
+            raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels is not accepted: flatten it") from None
+        check_json(data)
+        return data
+
+
+class FormParser(parsers.FormParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        problem = unstorable_field(data, kind="form field")
+        if problem:
+            raise ParseError(problem)
+        return data
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """Checks the text fields only: uploaded files are stored as bytes, and may hold anything."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parsed = super().parse(stream, media_type, parser_context)
+        problem = unstorable_field(parsed.data, kind="form field")
+        if problem:
+            raise ParseError(problem)
+        return parsed
