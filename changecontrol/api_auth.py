@@ -48,29 +48,40 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
-def _instance(model, fields: list, values) -> object:
-    """A model instance from raw column values, converted as the ORM's compiler converts them: the backend's
-    converters (SQLite's text datetimes → aware datetimes), then the field's own (JSON text → list)."""
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        column = field.get_col(model._meta.db_table)
-        for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
-            value = converter(value, column, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+class _RowReader:
+    """Make model instances from raw column values, converted as the ORM's compiler converts them: the backend's
+    converters (SQLite's text datetimes → aware datetimes), then the field's own (JSON text → list). The
+    converters are looked up once, not on every request."""
+
+    def __init__(self, model):
+        self.model, self.fields = model, list(model._meta.concrete_fields)
+        self.names = [f.attname for f in self.fields]
+        self.converters = []
+        for field in self.fields:
+            column = field.get_col(model._meta.db_table)
+            found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+            self.converters.append([(converter, column) for converter in found])
+
+    def __call__(self, values):
+        converted = []
+        for converters, value in zip(self.converters, values, strict=True):
+            for converter, column in converters:
+                value = converter(value, column, connection)
+            converted.append(value)
+        return self.model.from_db(connection.alias, self.names, converted)
 
 
 @functools.cache
-def _token_query() -> tuple[str, list, list]:
-    """The token lookup's SQL and the fields it reads, built once from the models (so a new field is read too)."""
-    token_fields, user_fields = list(ApiToken._meta.concrete_fields), list(User._meta.concrete_fields)
-    columns = [f't."{f.column}"' for f in token_fields] + [f'u."{f.column}"' for f in user_fields]
+def _token_query() -> tuple[str, _RowReader, _RowReader]:
+    """The token lookup's SQL and readers of its columns, built once from the models (a new field is read too)."""
+    token, user = _RowReader(ApiToken), _RowReader(User)
+    columns = [f't."{f.column}"' for f in token.fields] + [f'u."{f.column}"' for f in user.fields]
     sql = (
         f"SELECT {', '.join(columns)} FROM {ApiToken._meta.db_table} t"  # noqa: S608 - names from the models
         f" JOIN {User._meta.db_table} u ON u.id = t.user_id"
         " WHERE t.token_sha256 = %s AND t.revoked_at IS NULL"
     )
-    return sql, token_fields, user_fields
+    return sql, token, user
 
 
 def active_token(token_sha256: str) -> ApiToken | None:
@@ -79,12 +90,13 @@ def active_token(token_sha256: str) -> ApiToken | None:
     Every API call starts here, the CI gate's status call most of all. The equivalent
     `ApiToken.objects.select_related("user").filter(...).first()` spends about three times as long building its
     SQL as the database spends answering it."""
-    sql, token_fields, user_fields = _token_query()
+    sql, read_token, read_user = _token_query()
     row = prepared_sql.fetchone(sql, [token_sha256])
     if row is None:
         return None
-    token = _instance(ApiToken, token_fields, row[: len(token_fields)])
-    token.user = _instance(User, user_fields, row[len(token_fields) :])
+    width = len(read_token.fields)
+    token = read_token(row[:width])
+    token.user = read_user(row[width:])
     return token
 
 

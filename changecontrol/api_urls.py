@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularSwaggerView
 from changecontrol import api, api_schema
 
 urlpatterns = [
+    # First: the CI gate (`status`) is asked on every pipeline run, and URL patterns are tried in order.
+    path("", include("approvals.api_urls")),
     path("schema/", api_schema.SchemaApi.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("keys", api.PublicKeysApi.as_view(), name="api-keys"),
@@ -35,7 +37,6 @@ urlpatterns = [
     path("", include("changecontrol.items_urls")),
     path("", include("evidence.api_urls")),
     path("", include("evidence.export_urls")),
-    path("", include("approvals.api_urls")),
     path("", include("approvals.runtime_urls")),
     path("", include("evidence.auditor_api_urls")),
 ]
