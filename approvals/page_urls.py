@@ -12,6 +12,9 @@ urlpatterns = [
     path("products/<slug:product>/releases/new", views.release_create, name="release-create"),
     path("products/<slug:product>/releases/<str:version>", views.release_detail, name="release"),
     path("products/<slug:product>/releases/<str:version>/promote", views.release_promote, name="release-promote"),
+    path("products/<slug:product>/releases/<str:version>/edit", views.release_edit, name="release-edit"),
     path("products/<slug:product>/policy", views.policy_history, name="policy-history"),
     path("products/<slug:product>/policy/diff", views.policy_diff, name="policy-diff"),
+    path("products/<slug:product>/policy/propose", views.policy_propose, name="policy-propose"),
+    path("products/<slug:product>/policy/<int:version>/sign", views.policy_sign, name="policy-sign"),
 ]

@@ -372,6 +372,23 @@ def policy_versions(product) -> QuerySet[PolicyVersion]:
     return product.policy_versions.select_related("author").order_by("-version")
 
 
+def policy_versions_with_signatures(product) -> list[tuple[PolicyVersion, Signature | None]]:
+    """Every version of a product's policy, newest first, each with the standing signature that activated it.
+
+    Two queries whatever the number of versions (the history page and the API list both read this).
+    """
+    versions = list(policy_versions(product).select_related("product"))
+    signatures = {
+        signature.subject_id: signature
+        for signature in Signature.objects.filter(
+            subject_type="changecontrol.policyversion",
+            subject_id__in=[version.pk for version in versions],
+            invalidated_at__isnull=True,
+        ).select_related("signer")
+    }
+    return [(version, signatures.get(version.pk)) for version in versions]
+
+
 def environment_running(*, environment: Environment) -> Release | None:
     """The release last deployed to (or else approved for) an environment: what runs there now."""
     promotion = (

@@ -143,13 +143,14 @@ def release_update(
 ) -> Release:
     """Change a release's content; refused once frozen (a frozen release is its signed manifest)."""
     release = Release.objects.select_for_update().select_related("product").get(pk=release.pk)
+    # Who may act comes first: someone who may never change releases is told that, not the release's state.
+    if not _may_manage_releases(actor, release.product):
+        raise NotPermitted(f"only a release manager of {release.product.key} can change releases")
     if release.is_frozen():
         raise InvalidState(
             f"{release} is frozen since {release.frozen_at:%Y-%m-%d %H:%M} UTC "
             "(first promotion request) and cannot change: create a new version"
         )
-    if not _may_manage_releases(actor, release.product):
-        raise NotPermitted(f"only a release manager of {release.product.key} can change releases")
     before = _release_content(release)
     if artifact_digests is not None:
         release.artifacts.set(_resolve_artifacts(release.product, artifact_digests))

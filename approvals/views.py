@@ -18,9 +18,10 @@ from django.views.decorators.http import require_POST
 from approvals import selectors, services
 from approvals.models import Promotion, Release
 from changecontrol import selectors as cc_selectors
+from changecontrol import services as cc_services
 from changecontrol.access import get_visible_or_404
 from changecontrol.api_base import parse_human_id
-from changecontrol.errors import DomainError
+from changecontrol.errors import DomainError, ValidationFailed
 from changecontrol.forms import SignForm
 from changecontrol.models import PolicyVersion, Product, Role, Signature
 from changecontrol.roles import roles_of
@@ -225,6 +226,8 @@ def release_detail(request, product: str, version: str):
         "change_requests": release.change_requests.order_by("pk"),
         "promotions": promotions,
         "environments": environments if Role.RELEASE_MANAGER in held else [],
+        # Until the first promotion request freezes it, a release manager may still change what it holds.
+        "can_edit": not release.is_frozen() and Role.RELEASE_MANAGER in held,
         "events": with_changes(
             cc_selectors.audit_events(user=request.user, product=release.product.key, object_human_id=release.human_id)[
                 :100
@@ -232,6 +235,24 @@ def release_detail(request, product: str, version: str):
         ),
     }
     return render(request, "approvals/release_detail.html", context)
+
+
+@login_required
+@require_POST
+def release_edit(request, product: str, version: str):
+    release = _release(request, product, version)
+    try:
+        services.release_update(
+            release=release,
+            actor=request.user,
+            artifact_digests=request.POST.get("artifacts", "").split(),
+            change_request_ids=request.POST.get("change_requests", "").replace(",", " ").split(),
+        )
+    except DomainError as error:
+        messages.error(request, refusal_message(error))
+    else:
+        messages.success(request, f"Release {release} changed.")
+    return redirect("release", product=release.product.key, version=release.version)
 
 
 @login_required
@@ -249,20 +270,105 @@ def release_promote(request, product: str, version: str):
     return redirect("promotion", promotion_id=promotion.human_id)
 
 
+def _policy_sign_statements(policy_version: PolicyVersion) -> list[dict]:
+    product = policy_version.product
+    return sign_statements(
+        subject=(
+            f"policy v{policy_version.version} of {product.name} ({product.key}) "
+            "as the rules its changes and releases are judged by from now on"
+        ),
+        content=cc_services.policy_version_signed_content(policy_version),
+        meanings=(Signature.Meaning.APPROVED,),
+    )
+
+
+def _policy_history_page(request, product: Product, *, draft: dict | None = None, problems=(), status: int = 200):
+    held = roles_of(request.user, product)
+    # Only a quality reviewer's signature activates a version; the server still refuses the author (SoD).
+    can_sign = Role.QUALITY in held
+    versions = selectors.policy_versions_with_signatures(product)
+    active = next((v for v, _ in versions if v.state == PolicyVersion.State.ACTIVE), None)
+    rows = []
+    for version, signature in versions:
+        row = {"version": version, "signature": signature}
+        if version.state == PolicyVersion.State.PROPOSED:
+            row["compare_with"] = active
+            if can_sign:
+                row["sign_statements"] = _policy_sign_statements(version)
+                row["sign_roles"] = [Role.QUALITY.label]
+                row["dialog_id"] = f"sign-v{version.version}"
+        rows.append(row)
+    context = {
+        "product": product,
+        "rows": rows,
+        "can_propose": bool(held & set(cc_services.POLICY_PROPOSER_ROLES)),
+        # A new version usually starts from the rules in force.
+        "draft": draft or {"source": active.source if active else "", "reason": ""},
+        "draft_open": draft is not None,
+        "problems": problems,
+    }
+    return render(request, "approvals/policy_history.html", context, status=status)
+
+
 @login_required
 def policy_history(request, product: str):
+    return _policy_history_page(request, _product(request, product))
+
+
+def _policy_version(request, product: str, version: int) -> PolicyVersion:
     product = _product(request, product)
-    versions = list(selectors.policy_versions(product))
-    signatures = {
-        s.subject_id: s
-        for s in Signature.objects.filter(
-            subject_type="changecontrol.policyversion",
-            subject_id__in=[v.pk for v in versions],
-            invalidated_at__isnull=True,
+    try:
+        return product.policy_versions.select_related("product", "author").get(version=version)
+    except PolicyVersion.DoesNotExist:
+        raise Http404(f"{product.key} has no policy v{version}") from None
+
+
+@login_required
+@require_POST
+def policy_sign(request, product: str, version: int):
+    """The "Sign to activate" dialog posts here; the service re-authenticates (Part 11) and applies SoD."""
+    policy_version = _policy_version(request, product, version)
+    try:
+        signature = cc_services.policy_version_sign(
+            policy_version=policy_version,
+            signer=request.user,
+            username=request.POST.get("username", ""),
+            password=request.POST.get("password", ""),
+            comment=request.POST.get("comment", "")[:4000],
         )
-    }
-    rows = [{"version": v, "signature": signatures.get(v.pk)} for v in versions]
-    return render(request, "approvals/policy_history.html", {"product": product, "rows": rows})
+    except DomainError as error:
+        messages.error(request, refusal_message(error))
+    else:
+        messages.success(request, f"Signed: {signature.manifestation}. {policy_version} is now the active policy.")
+    return redirect("policy-history", product=policy_version.product.key)
+
+
+@login_required
+@require_POST
+def policy_propose(request, product: str):
+    """A new version from the page: the same service as `load_policy` and the API, so the same checks."""
+    product = _product(request, product)
+    source, reason = request.POST.get("source", ""), request.POST.get("reason", "")
+    latest = product.policy_versions.order_by("-version").first()
+    try:
+        version = cc_services.policy_version_propose(product=product, author=request.user, source=source, reason=reason)
+    except ValidationFailed as error:
+        problems = error.extra.get("errors")
+        if not problems:
+            messages.error(request, refusal_message(error))
+        else:
+            messages.error(request, f"Nothing was stored: the policy has {len(problems)} problem(s), listed below.")
+        return _policy_history_page(
+            request, product, draft={"source": source, "reason": reason}, problems=problems or [], status=400
+        )
+    except DomainError as error:
+        messages.error(request, refusal_message(error))
+        return redirect("policy-history", product=product.key)
+    if latest is not None and version.pk == latest.pk:
+        messages.info(request, f"{version} already holds this exact document; nothing new was stored.")
+    else:
+        messages.success(request, f"Proposed {version}: it takes effect once a quality reviewer signs it.")
+    return redirect("policy-history", product=product.key)
 
 
 @login_required

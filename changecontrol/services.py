@@ -53,8 +53,22 @@ def product_create(
 # ---------------------------------------------------------------- policies
 
 
+# DESIGN §8: auditors read everything and change nothing; every working role may propose, since the version
+# takes effect only once a quality reviewer other than its author signs it.
+POLICY_PROPOSER_ROLES = tuple(role for role in Role.values if role != Role.AUDITOR)
+
+
 def active_policy(product: Product) -> PolicyVersion | None:
     return product.policy_versions.filter(state=PolicyVersion.State.ACTIVE).first()
+
+
+def policy_version_signed_content(policy_version: PolicyVersion) -> dict[str, Any]:
+    """What a quality reviewer's signature on a policy version is bound to (Part 11 §11.70)."""
+    return {
+        "policy": policy_version.product.key,
+        "version": policy_version.version,
+        "sha256": policy_version.sha256,
+    }
 
 
 @transaction.atomic
@@ -73,6 +87,10 @@ def policy_version_propose(*, product: Product, author: User, source: str, reaso
         raise ValidationFailed(
             f"the policy names product {document.name!r}, but it is being loaded for {product.key!r}"
         )
+    # After the document's own checks, so a file loaded for the wrong product says so first.
+    if not has_role(author, product, *POLICY_PROPOSER_ROLES):
+        held = ", ".join(sorted(roles_of(author, product))) or "no role"
+        raise NotPermitted(f"you hold {held} on {product.key}; proposing a policy needs a working role there")
     Product.objects.select_for_update().get(pk=product.pk)  # serialise version numbers per product
     sha = hashlib.sha256(source.encode()).hexdigest()
     latest = product.policy_versions.order_by("-version").first()
@@ -128,10 +146,17 @@ def _policy_version_activate(*, policy_version: PolicyVersion, signer: User, com
             f"{policy_version} is {policy_version.get_state_display().lower()}, not awaiting a signature"
         )
     if not has_role(signer, product, Role.QUALITY):
-        raise NotPermitted("only a quality reviewer of this product can approve a policy change")
+        held = ", ".join(sorted(roles_of(signer, product))) or "no role"
+        raise NotPermitted(f"only a quality reviewer of {product.key} can approve a policy change; you hold {held}")
     if signer.pk == policy_version.author_id:
         raise esign.Refusal("sod.policy_author_cannot_approve", "the author of a policy version cannot approve it")
     previous = active_policy(product)
+    if previous is not None and previous.version > policy_version.version:
+        # A signature never brings older rules back: v2 proposed, v3 proposed and signed, v2 signed later.
+        raise InvalidState(
+            f"{policy_version} was proposed before the active v{previous.version}; propose its document again "
+            "if its rules should apply"
+        )
     if previous is not None:
         PolicyVersion.objects.filter(pk=previous.pk).update(state=PolicyVersion.State.SUPERSEDED)
     policy_version.state = PolicyVersion.State.ACTIVE
@@ -144,7 +169,7 @@ def _policy_version_activate(*, policy_version: PolicyVersion, signer: User, com
         meaning=Signature.Meaning.APPROVED,
         role=Role.QUALITY,
         comment=comment,
-        content={"policy": product.key, "version": policy_version.version, "sha256": policy_version.sha256},
+        content=policy_version_signed_content(policy_version),
         policy_version=policy_version,
     )
     audit.record(

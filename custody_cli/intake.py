@@ -27,7 +27,8 @@ EVIDENCE_WAIT_SECONDS = 600.0
 # Most reports parse within a second, so ask soon, then back off to spare the server during a long queue.
 EVIDENCE_FIRST_POLL_SECONDS = 0.5
 EVIDENCE_MAX_POLL_SECONDS = 5.0
-FINISHED_STATES = ("parsed", "rejected", "failed")
+# `superseded`: parsed, but another copy of the same file (a signed one, say) counts instead.
+FINISHED_STATES = ("parsed", "rejected", "failed", "superseded")
 EVIDENCE_TYPES = "junit cobertura lcov sarif cyclonedx spdx grype trivy osv openvex dsse cosign generic"
 _PRODUCT_KEY = re.compile(r"[-a-zA-Z0-9_]+")
 _COMMIT_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
@@ -322,6 +323,9 @@ def _outcome(evidence: dict[str, Any], *, evidence_id: str, name: str, waited: b
     if state == "parsed":
         summary = _summary_text(evidence.get("summary"))
         _note(f"{evidence_id} parsed, {_verdict_text(evidence)}{': ' + summary if summary else ''}")
+        return 0
+    if state == "superseded":
+        _note(f"{evidence_id} parsed; {evidence.get('superseded_by')} holds the same file and counts instead")
         return 0
     if state == "failed" and waited:
         raise Refused(f"{evidence_id} ({name}) could not be parsed: {evidence.get('error') or 'no reason given'}")

@@ -201,6 +201,9 @@ class EvidenceOutput(serializers.ModelSerializer):
     artifact = serializers.CharField(source="artifact.digest")
     signer_key = serializers.SerializerMethodField()
     counts_as_evidence = serializers.BooleanField()
+    superseded_by = serializers.SerializerMethodField(
+        help_text="EV-<n>: another copy of the same file that counts instead (a signed copy over an unsigned one)."
+    )
     status_url = serializers.SerializerMethodField()
     raw_url = serializers.SerializerMethodField()
 
@@ -219,6 +222,7 @@ class EvidenceOutput(serializers.ModelSerializer):
             "verdict_detail",
             "signer_key",
             "counts_as_evidence",
+            "superseded_by",
             "summary",
             "error",
             "attempts",
@@ -233,6 +237,9 @@ class EvidenceOutput(serializers.ModelSerializer):
         if key is None:
             return None
         return {"key_id": key.key_id, "name": key.name, "algorithm": key.algorithm}
+
+    def get_superseded_by(self, evidence) -> str | None:
+        return f"EV-{evidence.superseded_by_id}" if evidence.superseded_by_id else None
 
     def get_status_url(self, evidence) -> str:
         return reverse("api-evidence", args=[evidence.human_id])

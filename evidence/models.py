@@ -153,6 +153,8 @@ class Evidence(models.Model):
         PARSED = "parsed", "Parsed"
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
+        # Parsed, but another copy of the same file counts instead (see superseded_by).
+        SUPERSEDED = "superseded", "Superseded by another copy of the same file"
 
     class Verdict(models.TextChoices):
         SIGNED = "signed", "Signed by a registered key"
@@ -181,17 +183,33 @@ class Evidence(models.Model):
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The copy of the same file that counts instead of this one (a signed copy over an unsigned one).",
+    )
 
     class Meta:
         ordering = ["-id"]
         constraints = [
-            # The same bytes for the same artifact and type are one evidence (re-upload returns it).
+            # The same bytes with the same detached signature (or none) for the same artifact and type are one
+            # evidence (re-upload returns it); the same bytes with another signature are a copy verified on its own.
             models.UniqueConstraint(
-                fields=["artifact", "evidence_type", "sha256"], name="%(app_label)s_%(class)s_unique_content"
+                fields=["artifact", "evidence_type", "sha256", "signature_sha256"],
+                name="%(app_label)s_%(class)s_unique_signed_content",
             ),
             models.CheckConstraint(
-                condition=Q(state__in=["pending", "processing", "parsed", "rejected", "failed"]),
+                condition=Q(state__in=["pending", "processing", "parsed", "rejected", "failed", "superseded"]),
                 name="%(app_label)s_%(class)s_state_valid",
+            ),
+            # A superseded copy always names the copy that counts instead, and only a superseded one does.
+            models.CheckConstraint(
+                condition=Q(state="superseded", superseded_by__isnull=False)
+                | (~Q(state="superseded") & Q(superseded_by__isnull=True)),
+                name="%(app_label)s_%(class)s_superseded_names_copy",
             ),
         ]
         indexes = [models.Index(fields=["artifact", "evidence_type", "state"])]
@@ -204,7 +222,7 @@ class Evidence(models.Model):
         return f"EV-{self.pk}"
 
     def counts_as_evidence(self) -> bool:
-        """Invalid and mismatched evidence is kept but never counts (DESIGN §6)."""
+        """Invalid and mismatched evidence is kept but never counts (DESIGN §6), nor does a superseded copy."""
         return self.state == self.State.PARSED and self.verdict in (self.Verdict.SIGNED, self.Verdict.UNSIGNED)
 
 

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 5000  # rows per INSERT; progress is reported after each batch
 FACT_MODELS = (TestResult, CoverageFile, StaticFinding, SbomComponent, Vulnerability, VexStatement, Provenance)
+FINISHED_STATES = (Evidence.State.PARSED, Evidence.State.REJECTED, Evidence.State.FAILED, Evidence.State.SUPERSEDED)
+COUNTING_VERDICTS = (Evidence.Verdict.SIGNED, Evidence.Verdict.UNSIGNED)
 
 SLSA_PREDICATES = ("https://slsa.dev/provenance/v0.2", "https://slsa.dev/provenance/v1")
 TEST_RESULT_PREDICATE = "https://in-toto.io/attestation/test-result/v0.1"
@@ -81,11 +83,10 @@ def evidence_process(*, evidence_id: int, reprocess: bool = False) -> Evidence |
         if evidence is None:
             log.warning("evidence %s vanished before processing", evidence_id)
             return None
-        finished = evidence.state in (Evidence.State.PARSED, Evidence.State.REJECTED, Evidence.State.FAILED)
-        if finished and not reprocess:
+        if evidence.state in FINISHED_STATES and not reprocess:
             return evidence
         Evidence.objects.filter(pk=evidence_id).update(
-            state=Evidence.State.PROCESSING, progress=5, attempts=evidence.attempts + 1
+            state=Evidence.State.PROCESSING, progress=5, attempts=evidence.attempts + 1, superseded_by=None
         )
     evidence = Evidence.objects.select_related("artifact", "product").get(pk=evidence_id)
     # 2. Read and verify (storage errors are OSError: the task retries them).
@@ -576,7 +577,7 @@ def _finish_parsed(evidence: Evidence, verdict: Verdict, facts: Facts) -> Eviden
                 if total > BATCH and side_progress:
                     _side_progress(evidence.pk, 60 + int(39 * written / total))
         # Lock the row last: the progress updates above come from another connection and must not wait on us.
-        locked = Evidence.objects.select_for_update().get(pk=evidence.pk)
+        locked = _lock_copies(evidence)
         counts = verdict.verdict == Evidence.Verdict.SIGNED or verdict.verdict == Evidence.Verdict.UNSIGNED
         Evidence.objects.filter(pk=evidence.pk).update(
             state=Evidence.State.PARSED,
@@ -588,8 +589,6 @@ def _finish_parsed(evidence: Evidence, verdict: Verdict, facts: Facts) -> Eviden
             progress=100,
             processed_at=timezone.now(),
         )
-        if facts.applies_vex or any(isinstance(r, VexStatement) for r in facts.rows):
-            services.vex_apply(evidence.artifact)
         audit.record(
             actor=None,
             action="evidence.parsed",
@@ -604,13 +603,16 @@ def _finish_parsed(evidence: Evidence, verdict: Verdict, facts: Facts) -> Eviden
                 "summary": facts.summary,
             },
         )
+        settled = _settle_copies(evidence)
+        if settled or facts.applies_vex or any(isinstance(r, VexStatement) for r in facts.rows):
+            services.vex_apply(evidence.artifact)
     return Evidence.objects.get(pk=evidence.pk)
 
 
 def _finish_rejected(evidence: Evidence, verdict: Verdict) -> Evidence:
     with transaction.atomic():
         _clear_facts(evidence)
-        locked = Evidence.objects.select_for_update().get(pk=evidence.pk)
+        locked = _lock_copies(evidence)
         Evidence.objects.filter(pk=evidence.pk).update(
             state=Evidence.State.REJECTED,
             verdict=verdict.verdict,
@@ -621,8 +623,6 @@ def _finish_rejected(evidence: Evidence, verdict: Verdict) -> Evidence:
             progress=100,
             processed_at=timezone.now(),
         )
-        if evidence.evidence_type in (Evidence.Type.OPENVEX, Evidence.Type.CYCLONEDX):
-            services.vex_apply(evidence.artifact)  # a VEX that no longer counts must stop suppressing
         audit.record(
             actor=None,
             action="evidence.rejected",
@@ -631,13 +631,16 @@ def _finish_rejected(evidence: Evidence, verdict: Verdict) -> Evidence:
             after={"state": "rejected", "verdict": verdict.verdict},
             reason=verdict.detail,
         )
+        settled = _settle_copies(evidence)  # a copy this one had superseded counts again
+        if settled or evidence.evidence_type in (Evidence.Type.OPENVEX, Evidence.Type.CYCLONEDX):
+            services.vex_apply(evidence.artifact)  # a VEX that no longer counts must stop suppressing
     return Evidence.objects.get(pk=evidence.pk)
 
 
 def _finish_failed(evidence: Evidence, error: str, *, verdict: Verdict | None = None) -> Evidence:
     with transaction.atomic():
         _clear_facts(evidence)
-        locked = Evidence.objects.select_for_update().get(pk=evidence.pk)
+        locked = _lock_copies(evidence)
         Evidence.objects.filter(pk=evidence.pk).update(
             state=Evidence.State.FAILED,
             verdict=verdict.verdict if verdict else Evidence.Verdict.UNVERIFIED,
@@ -656,7 +659,76 @@ def _finish_failed(evidence: Evidence, error: str, *, verdict: Verdict | None = 
             after={"state": "failed"},
             reason=error[:2000],
         )
+        if _settle_copies(evidence):  # a copy this one had superseded counts again
+            services.vex_apply(evidence.artifact)
     return Evidence.objects.get(pk=evidence.pk)
+
+
+# ---------------------------------------------------------------- copies of one file
+
+
+def _copies_of(evidence: Evidence):
+    """Every evidence holding the same file for the same artifact and type (sent with other signatures, or none)."""
+    return Evidence.objects.filter(
+        artifact_id=evidence.artifact_id, evidence_type=evidence.evidence_type, sha256=evidence.sha256
+    ).order_by("id")
+
+
+def _lock_copies(evidence: Evidence) -> Evidence:
+    """Lock every copy of the evidence's file, in id order, and return the evidence itself, locked.
+
+    Copies finishing at the same moment settle which of them counts (_settle_copies): taking their locks in one
+    order makes the second wait for the first instead of each holding its own row and deadlocking on the other's.
+    NO KEY: a copy still writing its facts holds a KEY SHARE lock on its row (their foreign keys); FOR UPDATE would
+    wait on that while holding the row the other copy locks next.
+    """
+    copies = _copies_of(evidence).select_for_update(no_key=True)
+    return next(copy for copy in copies if copy.pk == evidence.pk)
+
+
+def _settle_copies(evidence: Evidence) -> bool:
+    """Let one copy of the evidence's file count: a signed copy over an unsigned one, else the newest.
+
+    Copies hold the same tests, components and findings, so counting two would double every total; the others are
+    superseded (kept, facts and all, naming the copy that counts), and one counts again when that copy stops
+    counting (rejected or failed on reprocessing). Runs in the finishing transaction, after _lock_copies.
+    Returns whether any copy changed state.
+    """
+    copies = [
+        copy
+        for copy in _copies_of(evidence)
+        if copy.state in (Evidence.State.PARSED, Evidence.State.SUPERSEDED) and copy.verdict in COUNTING_VERDICTS
+    ]
+    if not copies:
+        return False
+    counting = max(copies, key=lambda copy: (copy.verdict == Evidence.Verdict.SIGNED, copy.pk))
+    changed = False
+    for copy in copies:
+        if copy.pk == counting.pk:
+            if copy.state == Evidence.State.SUPERSEDED:
+                Evidence.objects.filter(pk=copy.pk).update(state=Evidence.State.PARSED, superseded_by=None)
+                audit.record(
+                    actor=None,
+                    action="evidence.reinstated",
+                    obj=copy,
+                    before={"state": copy.state, "superseded_by": f"EV-{copy.superseded_by_id}"},
+                    after={"state": "parsed"},
+                    reason="no other copy of the same file counts now",
+                )
+                changed = True
+        elif copy.state != Evidence.State.SUPERSEDED or copy.superseded_by_id != counting.pk:
+            Evidence.objects.filter(pk=copy.pk).update(state=Evidence.State.SUPERSEDED, superseded_by=counting)
+            signed = " with a signature that verified" if counting.verdict == Evidence.Verdict.SIGNED else ""
+            audit.record(
+                actor=None,
+                action="evidence.superseded",
+                obj=copy,
+                before={"state": copy.state},
+                after={"state": "superseded", "superseded_by": counting.human_id},
+                reason=f"{counting.human_id} holds the same file{signed} and counts instead",
+            )
+            changed = True
+    return changed
 
 
 # ---------------------------------------------------------------- helpers

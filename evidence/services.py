@@ -207,7 +207,13 @@ def _evidence_record(
 ) -> tuple[Evidence, bool]:
     # 2. Lock the artifact so two uploads of the same bytes make one evidence.
     artifact = Artifact.objects.select_for_update().select_related("product").get(pk=artifact.pk)
-    existing = Evidence.objects.filter(artifact=artifact, evidence_type=evidence_type, sha256=blob.sha256).first()
+    signature_sha256 = signature_blob.sha256 if signature_blob else ""
+    # The same file is the same evidence only with the same detached signature (or again none): a signature sent
+    # with a file already held unsigned (or signed otherwise) must be verified, not dropped, so it makes a copy of
+    # its own; processing lets one copy of a file count (evidence.processing._settle_copies).
+    existing = Evidence.objects.filter(
+        artifact=artifact, evidence_type=evidence_type, sha256=blob.sha256, signature_sha256=signature_sha256
+    ).first()
     if existing is not None:
         return existing, False
     evidence = Evidence.objects.create(
@@ -218,7 +224,7 @@ def _evidence_record(
         sha256=blob.sha256,
         size=blob.size,
         storage_name=blob.storage_name,
-        signature_sha256=signature_blob.sha256 if signature_blob else "",
+        signature_sha256=signature_sha256,
         signature_storage_name=signature_blob.storage_name if signature_blob else "",
         uploaded_by=actor,
     )
@@ -265,7 +271,8 @@ def evidence_reprocess(*, evidence: Evidence, actor: User) -> Evidence:
     if evidence.state == Evidence.State.PROCESSING:
         raise InvalidState(f"{evidence.human_id} is processing right now; wait for it to finish")
     before = evidence.state
-    Evidence.objects.filter(pk=evidence.pk).update(state=Evidence.State.PENDING, progress=0)
+    # A superseded copy is judged afresh when it finishes: it counts again if no other copy does by then.
+    Evidence.objects.filter(pk=evidence.pk).update(state=Evidence.State.PENDING, progress=0, superseded_by=None)
     audit.record(actor=actor, action="evidence.reprocess_requested", obj=evidence, before={"state": before})
     evidence_id = evidence.pk
     transaction.on_commit(lambda: _queue_reprocessing(evidence_id))

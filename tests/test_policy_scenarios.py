@@ -473,12 +473,6 @@ def test_the_policy_author_cannot_activate_their_own_version(cast, product, tmp_
     assert proposed.state == PolicyVersion.State.PROPOSED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_policy tells the author a quality reviewer signs 'on the Policies page, or the API', but neither "
-    "exists: the policy history page has no sign form and no API path signs a policy version; only the "
-    "service function policy_version_sign can activate one",
-)
 def test_a_quality_reviewer_can_sign_a_proposed_policy_in_the_browser(client, cast, product, tmp_path):
     load_policy(write_policy(tmp_path, POLICY_V2))
     client.force_login(cast["quinn"])
@@ -488,6 +482,12 @@ def test_a_quality_reviewer_can_sign_a_proposed_policy_in_the_browser(client, ca
     # Part 11: the reviewer re-enters the password when signing.
     assert re.search(r'<form[^>]*method="post"', html, re.I), "no form to sign the proposed version"
     assert 'type="password"' in html
+
+    signed = client.post(
+        "/products/rsd/policy/2/sign", {"username": "quinn", "password": PASSWORD, "comment": "Reviewed"}, follow=True
+    )
+    assert "rsd policy v2 is now the active policy" in signed.content.decode()
+    assert services.active_policy(product).version == 2
 
 
 BROKEN_POLICY = """\
@@ -783,12 +783,6 @@ def test_a_vex_statement_suppresses_a_vulnerability_only_when_signed(api, ci, si
     assert_gate(status, "vulns", kind="vulnerabilities", blocking=True, state="pass", says="0 critical")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uploading a document again with its signature returns the earlier unsigned evidence (same id, 202): "
-    "intake deduplicates on artifact + type + sha256 of the file and drops the new signature, so the signed "
-    "VEX never counts",
-)
 def test_the_same_vex_uploaded_again_with_its_signature_suppresses(api, ci, signing_key, cast, all_gates_policy):
     digest = good_artifact(ci, signing_key, "245")
     ci.upload(digest, "grype", grype_scan(("CVE-2024-9999", "Critical")))
@@ -821,11 +815,6 @@ def test_a_release_is_frozen_with_a_baseline_at_its_first_promotion_request(api,
     assert_error(ci.release("7.3.0", [digest], [], expect=None), 409)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no API (or page) edits a release: PATCH /api/v1/releases/{product}/{version} is 405, so a frozen "
-    "release cannot answer 409 naming its state; only the service release_update refuses",
-)
 def test_editing_a_frozen_release_is_409_naming_its_state(api, ci, signing_key, cast):
     digest = ready_artifact(ci, signing_key, "311")
     ci.release("7.3.1", [digest], [])

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from changecontrol import services
-from changecontrol.errors import ValidationFailed
+from changecontrol.errors import DomainError
 from changecontrol.management.commands._shared import products_named, user_named
 
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             version = services.policy_version_propose(
                 product=product, author=author, source=source, reason=options["reason"]
             )
-        except ValidationFailed as refused:
+        except DomainError as refused:
             errors = refused.extra.get("errors")
             if not errors:
                 raise CommandError(refused.detail) from None
@@ -49,5 +49,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Proposed {version} (sha256 {version.sha256}).")
         self.stdout.write(
-            f"It takes effect only when a quality reviewer of {product.key} signs it (Policies page, or the API)."
+            f"It takes effect only when a quality reviewer of {product.key} other than {author.username} signs it:"
+            f" the Sign to activate button on /products/{product.key}/policy, or"
+            f" POST /api/v1/products/{product.key}/policy-versions/{version.version}/signatures."
         )
