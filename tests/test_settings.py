@@ -8,12 +8,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_django(**overrides) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CUSTODY_DEBUG")}
+# What start-up reads from the environment; each test says which of these it sets.
+SETTINGS_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CUSTODY_DEBUG", "CUSTODY_CACHE_REDIS_URL")
+PRODUCTION = {
+    "CUSTODY_DEBUG": "0",
+    "SECRET_KEY": "s" * 50,
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def start_django(*, then: str = "", **overrides) -> subprocess.CompletedProcess:
+    """Start Django's settings in a fresh process with only `overrides` set, then run `then` (with `settings`)."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith("CUSTODY_DB_")}
     env["DJANGO_SETTINGS_MODULE"] = "changecontrol.settings"
     env.update(overrides)
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", f"import django; django.setup(); from django.conf import settings; {then}"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -44,12 +55,7 @@ def test_debug_off_is_the_default():
 
 
 def test_production_starts_when_its_secrets_are_given():
-    result = start_django(
-        CUSTODY_DEBUG="0",
-        SECRET_KEY="s" * 50,
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/x",
-        REDIS_URL="redis://127.0.0.1:6379/0",
-    )
+    result = start_django(**PRODUCTION)
     assert result.returncode == 0, result.stderr
 
 
@@ -59,28 +65,8 @@ def test_a_malformed_setting_is_named():
 
 
 def database_options(**overrides) -> str:
-    """The database OPTIONS production settings build, as start-up prints them."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.conf import settings as s;"
-            " print(s.DATABASES['default'].get('OPTIONS', {}))",
-        ],
-        cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_DB_")},
-            "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
-            "CUSTODY_DEBUG": "0",
-            "SECRET_KEY": "s" * 50,
-            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x",
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
-            **overrides,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """The database OPTIONS production settings build."""
+    result = start_django(then="print(settings.DATABASES['default'].get('OPTIONS', {}))", **{**PRODUCTION, **overrides})
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -91,25 +77,9 @@ def test_hot_path_prepared_statements_are_on_by_default_and_can_be_turned_off_fo
 
 
 def cache_location(**overrides) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.conf import settings as s;"
-            " print(s.CACHES['default']['LOCATION'], s.CELERY_BROKER_URL)",
-        ],
-        cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "CUSTODY_CACHE_REDIS_URL"},
-            "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
-            "CUSTODY_DEBUG": "0",
-            "SECRET_KEY": "s" * 50,
-            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x",
-            **overrides,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    """Prints the cache's Redis URL, then the broker's."""
+    return start_django(
+        then="print(settings.CACHES['default']['LOCATION'], settings.CELERY_BROKER_URL)", **{**PRODUCTION, **overrides}
     )
 
 
