@@ -63,6 +63,8 @@ test: $(STAMP) system-packages
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check --exclude "*.md" .
+	@# DESIGN §3: every import points down the app list (contracts in pyproject.toml).
+	$(BIN)/lint-imports --no-cache
 
 ## Benchmarks: each measures its floor in the same run and reports the ratio (docs/benchmarks.md).
 bench: $(STAMP)

@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertSubscription, Delivery, DeliveryAttempt, EventKind
 from changecontrol import audit
-from changecontrol.env import env_list
-from changecontrol.errors import ValidationFailed
 from changecontrol.models import Product, User
+from common.env import env_list
+from common.errors import ValidationFailed
 
 DEFAULT_BACKOFF_SECONDS = [30, 120, 600, 3600, 21600]  # 30 s, 2 min, 10 min, 1 h, 6 h
 DEFAULT_MAX_ATTEMPTS = 6

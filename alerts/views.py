@@ -16,9 +16,9 @@ from django.views.decorators.http import require_POST
 from alerts import services
 from alerts.models import AlertSubscription, Delivery, DeliveryAttempt, EventKind
 from changecontrol.access import get_visible_or_404
-from changecontrol.errors import DomainError
 from changecontrol.models import Product, Role
 from changecontrol.roles import has_role
+from common.errors import DomainError
 
 PAGE_SIZE = 50
 

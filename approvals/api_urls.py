@@ -17,14 +17,4 @@ urlpatterns = [
     path("promotions/<str:promotion_id>/signatures", api.PromotionSignApi.as_view(), name="api-promotion-sign"),
     path("approvals/pending", api.PendingApprovalsApi.as_view(), name="api-pending-approvals"),
     path("status/history", api.DecisionHistoryApi.as_view(), name="api-status-history"),
-    path(
-        "products/<slug:product>/policy-versions",
-        api.PolicyVersionListCreateApi.as_view(),
-        name="api-policy-versions",
-    ),
-    path(
-        "products/<slug:product>/policy-versions/<int:version>/signatures",
-        api.PolicyVersionSignApi.as_view(),
-        name="api-policy-version-sign",
-    ),
 ]

@@ -1,6 +1,6 @@
 """Demo data for `make run`: releases of rsd promoted through integration and staging to production, signed.
 
-Called by `seed_demo` after `evidence.demo.seed`. Everything goes through the real services, so freezing,
+Called by `config.demo` after `evidence.demo.seed`. Everything goes through the real services, so freezing,
 gates, separation of duties and signatures are genuine; where the policy blocks (e.g. evidence the demo
 lacks), the promotion stays waiting and the page shows why. Safe to run twice.
 """
@@ -11,9 +11,14 @@ import json
 
 from approvals import services
 from approvals.models import Promotion, Release
-from changecontrol.errors import DomainError
 from changecontrol.models import ChangeRequest, User
+from changecontrol.roles import roles_of
+from common.errors import DomainError
+from evidence import services as evidence_services
 from evidence.models import Artifact, Evidence
+from evidence.processing import evidence_process
+
+HOTFIX_DIGEST = "sha256:" + "b0f1" * 16  # the break-glass hotfix the runtime demo deploys: in no release
 
 # A scan of the demo image that found nothing critical (what a clean Grype run reports).
 GRYPE_CLEAN = {
@@ -24,23 +29,9 @@ GRYPE_CLEAN = {
 }
 
 
-def _person(context, *names: str) -> User | None:
-    for name in names:
-        user = context.people.get(name) if isinstance(context.people, dict) else None
-        if user is not None:
-            return user
-    return None
-
-
-def _scan(artifact: Artifact, ci: User, out) -> None:
+def _scan(artifact: Artifact, ci: User) -> None:
     """Upload a clean vulnerability scan if the evidence demo did not (the staging gate needs one)."""
     if Evidence.objects.filter(artifact=artifact, evidence_type__in=("grype", "trivy", "osv")).exists():
-        return
-    try:
-        from evidence import services as evidence_services
-        from evidence.processing import evidence_process
-    except ImportError:
-        out.write("approvals demo: evidence services unavailable; no scan uploaded\n")
         return
     evidence, _ = evidence_services.evidence_receive_bytes(
         artifact=artifact,
@@ -55,7 +46,7 @@ def _scan(artifact: Artifact, ci: User, out) -> None:
 
 def seed(context) -> None:
     out = context.stdout
-    product = context.products.get("rsd") if isinstance(context.products, dict) else None
+    product = context.products.get("rsd")
     if product is None:
         out.write("approvals demo: no product 'rsd'; skipped\n")
         return
@@ -64,8 +55,8 @@ def seed(context) -> None:
     if not artifacts:
         out.write("approvals demo: rsd has no artifacts (evidence demo not run); skipped\n")
         return
-    manager = _person(context, "ravi", "rory")
-    reviewer = _person(context, "grace", "quinn")
+    manager = context.person("ravi", "rory")
+    reviewer = context.person("grace", "quinn")
     if manager is None or reviewer is None:
         out.write("approvals demo: the demo release manager or quality reviewer is missing; skipped\n")
         return
@@ -77,7 +68,7 @@ def seed(context) -> None:
         if Release.objects.filter(product=product, version=version).exists():
             out.write(f"approvals demo: rsd {version} already seeded\n")
             continue
-        _scan(artifact, ci, out)
+        _scan(artifact, ci)
         try:
             release = services.release_create(
                 product=product,
@@ -106,13 +97,10 @@ def seed(context) -> None:
                 )
                 break
             out.write(f"approvals demo: {promotion.human_id} {release} → {environment} approved\n")
-    _seed_runtime(context, product, ci=ci)
 
 
 def _sign_missing(context, promotion: Promotion, *, preferred: User) -> None:
     """Each missing role signed by a demo person who holds it and whom separation of duties allows."""
-    from changecontrol.roles import roles_of
-
     people = [preferred, *[p for p in context.people.values() if p.pk != preferred.pk]]
     for role in services.promotion_status(promotion)["approvals"]["missing"]:
         signer = next(
@@ -141,87 +129,3 @@ def _sign_missing(context, promotion: Promotion, *, preferred: User) -> None:
             context.stdout.write(
                 f"approvals demo: {promotion.human_id} not signed by {signer.username}: {error.detail}\n"
             )
-
-
-HOTFIX_DIGEST = "sha256:" + "b0f1" * 16  # the break-glass hotfix: built, never released or approved
-HOTFIX_BUILDER = "https://github.com/acme/rsd/.github/workflows/hotfix.yml@refs/heads/hotfix/cert-rotation"
-UNKNOWN_DIGEST = "sha256:" + "d1f7" * 16  # an image nobody's build registered: drift of unknown provenance
-
-
-def _hotfix_artifact(product, *, ci: User) -> Artifact:
-    from evidence import services as evidence_services
-
-    build, _ = evidence_services.build_register(
-        product=product,
-        actor=ci,
-        commit="5e1f" * 10,
-        pipeline_url="https://ci.example/acme/rsd/pipelines/hotfix-cert-rotation",
-        branch="hotfix/cert-rotation",
-        ci_system="github",
-        builder_identity=HOTFIX_BUILDER,
-    )
-    artifact, _ = evidence_services.artifact_register(
-        product=product,
-        actor=ci,
-        build=build,
-        name="ghcr.io/acme/rsd-scoring-service",
-        digest=HOTFIX_DIGEST,
-        kind="container",
-    )
-    return artifact
-
-
-def _seed_runtime(context, product, *, ci: User) -> None:
-    """Deployments of what was approved, one break-glass with its review due, and a snapshot that shows drift."""
-    from approvals import deployments, drift
-    from approvals.models import Deployment
-
-    out = context.stdout
-    if Deployment.objects.filter(product=product).exists():
-        out.write("approvals demo: rsd deployments already seeded\n")
-        return
-    environments = {e.key: e for e in product.environments.all()}
-    approved = (
-        Promotion.objects.filter(release__product=product, state=Promotion.State.APPROVED)
-        .select_related("release", "environment")
-        .order_by("environment__order", "id")
-    )
-    for promotion in approved:
-        for artifact in promotion.release.artifacts.all():
-            deployment = deployments.deployment_record(
-                artifact=artifact,
-                environment=promotion.environment,
-                deployer=ci,
-                pipeline_url=f"https://ci.example/acme/rsd/deploy/{promotion.pk}",
-            )
-            out.write(f"approvals demo: {deployment.human_id} {artifact.name} → {promotion.environment.key}\n")
-    sre = _person(context, "sean")
-    production = environments.get("production")
-    if sre is not None and production is not None:
-        # An emergency: a hotfix image built outside any release, deployed before anyone could approve it, so
-        # the deployment log shows it unauthorised with its retrospective review due.
-        hotfix = _hotfix_artifact(product, ci=ci)
-        try:
-            deployment = deployments.deployment_record(
-                artifact=hotfix,
-                environment=production,
-                deployer=sre,
-                kind=Deployment.Kind.BREAK_GLASS,
-                justification="Demo: the scoring service crash-looped after a certificate rotation; "
-                "the fixed image could not wait for the pipeline.",
-            )
-            out.write(f"approvals demo: {deployment.human_id} break-glass by {sre.username}; review due\n")
-        except DomainError as error:
-            out.write(f"approvals demo: break-glass not recorded: {error.detail}\n")
-    if production is not None:
-        running = [
-            {"name": d.artifact.name, "digest": d.artifact.digest}
-            for d in Deployment.objects.filter(environment=production, artifact__isnull=False).select_related(
-                "artifact"
-            )
-        ]
-        running.append({"name": "rsd-sidecar", "digest": UNKNOWN_DIGEST})
-        result = drift.snapshot_record(environment=production, reporter=ci, artifacts=running)
-        out.write(
-            f"approvals demo: {result.snapshot.human_id} of production: {len(result.opened)} drift finding(s) opened\n"
-        )

@@ -11,10 +11,10 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from approvals.models import Decision, Promotion, Release
-from changecontrol import prepared_sql
 from changecontrol.access import visible_product_ids
-from changecontrol.models import ApiToken, ChangeRequest, Environment, PolicyVersion, Signature, User
+from changecontrol.models import ApiToken, ChangeRequest, Environment, Signature, User, record_type
 from changecontrol.roles import role_map
+from common import prepared_sql
 from evidence.models import (
     Artifact,
     CoverageFile,
@@ -25,6 +25,7 @@ from evidence.models import (
     TestResult,
     Vulnerability,
 )
+from traceability.matrix import trace_matrix
 
 COUNTING = Q(state=Evidence.State.PARSED, verdict__in=[Evidence.Verdict.SIGNED, Evidence.Verdict.UNSIGNED])
 SBOM_TYPES = (Evidence.Type.CYCLONEDX, Evidence.Type.SPDX)
@@ -249,19 +250,9 @@ def evidence_snapshot_sha256(facts: dict[str, Any]) -> str:
 
 
 def trace_facts(*, release: Release, artifact_ids: list[int]) -> dict[str, Any]:
-    """The trace matrix's verdicts for this release, if the traceability module is installed."""
+    """The trace matrix's verdicts for this release: its requirements against its own artifacts' results."""
     try:
-        from evidence import trace  # written by the traceability work; absent until then
-    except ImportError:
-        return {
-            "available": False,
-            "detail": "the trace matrix is not available in this installation yet, so traceability cannot be checked",
-        }
-    function = getattr(trace, "release_matrix", None) or getattr(trace, "trace_matrix", None)
-    if function is None:
-        return {"available": False, "detail": "the trace matrix module offers no release matrix yet"}
-    try:
-        matrix = function(product=release.product, artifact_ids=artifact_ids)
+        matrix = trace_matrix(product=release.product, artifact_ids=artifact_ids)
     except Exception as error:  # noqa: BLE001 - a gate reports "missing" with the reason rather than failing the API
         return {
             "available": False,
@@ -326,7 +317,7 @@ def summarise_trace(matrix: Any) -> dict[str, Any]:
 
 def promotion_signatures(promotion: Promotion) -> QuerySet[Signature]:
     return (
-        Signature.objects.filter(subject_type="approvals.promotion", subject_id=promotion.pk)
+        Signature.objects.filter(subject_type=record_type(Promotion), subject_id=promotion.pk)
         .select_related("signer")
         .order_by("signed_at", "id")
     )
@@ -344,7 +335,7 @@ def pending_approvals_for(user: User) -> list[Promotion]:
     )
     signed = set(
         Signature.objects.filter(
-            subject_type="approvals.promotion", signer=user, invalidated_at__isnull=True
+            subject_type=record_type(Promotion), signer=user, invalidated_at__isnull=True
         ).values_list("subject_id", flat=True)
     )
     result = []
@@ -366,27 +357,6 @@ def pending_approvals_for(user: User) -> list[Promotion]:
 
 def latest_decision(*, artifact_id: int, environment_id: int) -> Decision | None:
     return Decision.objects.filter(artifact_id=artifact_id, environment_id=environment_id).order_by("-id").first()
-
-
-def policy_versions(product) -> QuerySet[PolicyVersion]:
-    return product.policy_versions.select_related("author").order_by("-version")
-
-
-def policy_versions_with_signatures(product) -> list[tuple[PolicyVersion, Signature | None]]:
-    """Every version of a product's policy, newest first, each with the standing signature that activated it.
-
-    Two queries whatever the number of versions (the history page and the API list both read this).
-    """
-    versions = list(policy_versions(product).select_related("product"))
-    signatures = {
-        signature.subject_id: signature
-        for signature in Signature.objects.filter(
-            subject_type="changecontrol.policyversion",
-            subject_id__in=[version.pk for version in versions],
-            invalidated_at__isnull=True,
-        ).select_related("signer")
-    }
-    return [(version, signatures.get(version.pk)) for version in versions]
 
 
 def environment_running(*, environment: Environment) -> Release | None:

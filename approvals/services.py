@@ -17,13 +17,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals import gates, selectors
-from approvals.models import Decision, Deployment, Promotion, Release
+from approvals.models import Decision, Promotion, Release
 from changecontrol import audit, esign
-from changecontrol.errors import Conflict, InvalidState, NotFound, NotPermitted, ValidationFailed
 from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Product, Role, Signature, User
 from changecontrol.roles import has_role, roles_of
 from changecontrol.services import active_policy
+from common.errors import Conflict, InvalidState, NotFound, NotPermitted, ValidationFailed
 from evidence.models import Artifact, Build, BuildCommit
+from traceability.services import trace_baseline_take
 
 RELEASE_WRITER_ROLES = (Role.RELEASE_MANAGER,)
 REVIEWER_ROLES = (Role.QUALITY, Role.SECURITY, Role.PRODUCT)
@@ -186,7 +187,7 @@ def release_manifest(release: Release) -> dict[str, Any]:
 
 def _release_freeze(release: Release, *, actor: User) -> None:
     """Freeze at the first promotion request: sign the manifest with Custody's key and take the trace baseline."""
-    from changecontrol.keys import keyring
+    from common.keys import keyring
 
     manifest = release_manifest(release)
     manifest["frozen_at"] = timezone.now().isoformat()
@@ -204,19 +205,12 @@ def _release_freeze(release: Release, *, actor: User) -> None:
         obj=release,
         after={"manifest_sha256": release.manifest_sha256, "key_id": signed.key_id},
     )
-    # The trace baseline belongs to the traceability module (optional until it exists).
-    try:
-        from changecontrol import items
-    except ImportError:
-        return
-    take = getattr(items, "trace_baseline_take", None)
-    if take is not None:
-        take(
-            product=release.product,
-            release_version=release.version,
-            artifact_ids=list(release.artifacts.values_list("pk", flat=True)),
-            actor=actor,
-        )
+    trace_baseline_take(
+        product=release.product,
+        release_version=release.version,
+        artifact_ids=list(release.artifacts.values_list("pk", flat=True)),
+        actor=actor,
+    )
 
 
 def manifest_bytes(release: Release) -> bytes:
@@ -412,11 +406,16 @@ def sod_refusal(*, promotion: Promotion, signer: User) -> esign.Refusal | None:
                 f"{release} delivers, so you cannot approve its promotion",
             )
     # DESIGN §4.5: whoever shipped the release's digests anywhere does not also approve where they go next.
-    deployment = (
-        Deployment.objects.filter(deployer=signer, artifact__releases=release)
-        .select_related("environment")
-        .order_by("deployed_at", "id")
-        .first()
+    # Deployments are the runtime app's records, above this one: they are reached through the relation it
+    # declares on each artifact (`artifact.deployments`), never by importing it.
+    deployment = min(
+        (
+            found
+            for artifact in release.artifacts.all()
+            for found in artifact.deployments.filter(deployer=signer).select_related("environment")
+        ),
+        key=lambda found: (found.deployed_at, found.pk),
+        default=None,
     )
     if deployment is not None:
         return esign.Refusal(

@@ -19,11 +19,3 @@ def promotion_refresh(promotion_id: int) -> str | None:
     if promotion is None:
         return None
     return services.promotion_refresh(promotion=promotion).state
-
-
-@shared_task(acks_late=True, name="approvals.tasks.alert_overdue_reviews")
-def alert_overdue_reviews() -> list[str]:
-    """Alert every break-glass review past its window (Celery beat, daily; deduplicated per review per day)."""
-    from approvals.deployments import break_glass_reviews_alert_overdue
-
-    return break_glass_reviews_alert_overdue()

@@ -6,27 +6,24 @@ a refused action (wrong state, separation of duties, wrong password) becomes a m
 
 from __future__ import annotations
 
-import difflib
 import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from approvals import selectors, services
 from approvals.models import Promotion, Release
 from changecontrol import selectors as cc_selectors
-from changecontrol import services as cc_services
 from changecontrol.access import get_visible_or_404
 from changecontrol.api_base import parse_human_id
-from changecontrol.errors import DomainError, ValidationFailed
 from changecontrol.forms import SignForm
-from changecontrol.models import PolicyVersion, Product, Role, Signature
+from changecontrol.models import Product, Role, Signature
 from changecontrol.roles import roles_of
 from changecontrol.services import active_policy
 from changecontrol.views import refusal_message, sign_statements, with_changes
+from common.errors import DomainError
 from evidence.models import BuildCommit
 
 REQUIREMENT_ID = re.compile(r"\bREQ-\d+\b")
@@ -268,140 +265,3 @@ def release_promote(request, product: str, version: str):
         return redirect("release", product=release.product.key, version=release.version)
     messages.success(request, f"{promotion.human_id} requested.")
     return redirect("promotion", promotion_id=promotion.human_id)
-
-
-def _policy_sign_statements(policy_version: PolicyVersion) -> list[dict]:
-    product = policy_version.product
-    return sign_statements(
-        subject=(
-            f"policy v{policy_version.version} of {product.name} ({product.key}) "
-            "as the rules its changes and releases are judged by from now on"
-        ),
-        content=cc_services.policy_version_signed_content(policy_version),
-        meanings=(Signature.Meaning.APPROVED,),
-    )
-
-
-def _policy_history_page(request, product: Product, *, draft: dict | None = None, problems=(), status: int = 200):
-    held = roles_of(request.user, product)
-    # Only a quality reviewer's signature activates a version; the server still refuses the author (SoD).
-    can_sign = Role.QUALITY in held
-    versions = selectors.policy_versions_with_signatures(product)
-    active = next((v for v, _ in versions if v.state == PolicyVersion.State.ACTIVE), None)
-    rows = []
-    for version, signature in versions:
-        row = {"version": version, "signature": signature}
-        if version.state == PolicyVersion.State.PROPOSED:
-            row["compare_with"] = active
-            if can_sign:
-                row["sign_statements"] = _policy_sign_statements(version)
-                row["sign_roles"] = [Role.QUALITY.label]
-                row["dialog_id"] = f"sign-v{version.version}"
-        rows.append(row)
-    context = {
-        "product": product,
-        "rows": rows,
-        "can_propose": bool(held & set(cc_services.POLICY_PROPOSER_ROLES)),
-        # A new version usually starts from the rules in force.
-        "draft": draft or {"source": active.source if active else "", "reason": ""},
-        "draft_open": draft is not None,
-        "problems": problems,
-    }
-    return render(request, "approvals/policy_history.html", context, status=status)
-
-
-@login_required
-def policy_history(request, product: str):
-    return _policy_history_page(request, _product(request, product))
-
-
-def _policy_version(request, product: str, version: int) -> PolicyVersion:
-    product = _product(request, product)
-    try:
-        return product.policy_versions.select_related("product", "author").get(version=version)
-    except PolicyVersion.DoesNotExist:
-        raise Http404(f"{product.key} has no policy v{version}") from None
-
-
-@login_required
-@require_POST
-def policy_sign(request, product: str, version: int):
-    """The "Sign to activate" dialog posts here; the service re-authenticates (Part 11) and applies SoD."""
-    policy_version = _policy_version(request, product, version)
-    try:
-        signature = cc_services.policy_version_sign(
-            policy_version=policy_version,
-            signer=request.user,
-            username=request.POST.get("username", ""),
-            password=request.POST.get("password", ""),
-            comment=request.POST.get("comment", "")[:4000],
-        )
-    except DomainError as error:
-        messages.error(request, refusal_message(error))
-    else:
-        messages.success(request, f"Signed: {signature.manifestation}. {policy_version} is now the active policy.")
-    return redirect("policy-history", product=policy_version.product.key)
-
-
-@login_required
-@require_POST
-def policy_propose(request, product: str):
-    """A new version from the page: the same service as `load_policy` and the API, so the same checks."""
-    product = _product(request, product)
-    source, reason = request.POST.get("source", ""), request.POST.get("reason", "")
-    latest = product.policy_versions.order_by("-version").first()
-    try:
-        version = cc_services.policy_version_propose(product=product, author=request.user, source=source, reason=reason)
-    except ValidationFailed as error:
-        problems = error.extra.get("errors")
-        if not problems:
-            messages.error(request, refusal_message(error))
-        else:
-            messages.error(request, f"Nothing was stored: the policy has {len(problems)} problem(s), listed below.")
-        return _policy_history_page(
-            request, product, draft={"source": source, "reason": reason}, problems=problems or [], status=400
-        )
-    except DomainError as error:
-        messages.error(request, refusal_message(error))
-        return redirect("policy-history", product=product.key)
-    if latest is not None and version.pk == latest.pk:
-        messages.info(request, f"{version} already holds this exact document; nothing new was stored.")
-    else:
-        messages.success(request, f"Proposed {version}: it takes effect once a quality reviewer signs it.")
-    return redirect("policy-history", product=product.key)
-
-
-@login_required
-def policy_diff(request, product: str):
-    product = _product(request, product)
-    versions = {v.version: v for v in selectors.policy_versions(product)}
-    try:
-        a, b = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
-        old, new = versions[a], versions[b]
-    except (ValueError, KeyError):
-        raise Http404("choose two existing policy versions") from None
-    diff = list(
-        difflib.unified_diff(
-            old.source.splitlines(),
-            new.source.splitlines(),
-            fromfile=f"v{a} ({old.sha256[:12]})",
-            tofile=f"v{b} ({new.sha256[:12]})",
-            lineterm="",
-        )
-    )
-    lines = [
-        {
-            "text": line,
-            "kind": "add"
-            if line.startswith("+") and not line.startswith("+++")
-            else "del"
-            if line.startswith("-") and not line.startswith("---")
-            else "ctx",
-        }
-        for line in diff
-    ]
-    return render(request, "approvals/policy_diff.html", {"product": product, "old": old, "new": new, "lines": lines})
-
-
-def policy_version_states() -> dict:
-    return dict(PolicyVersion.State.choices)

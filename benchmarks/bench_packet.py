@@ -27,7 +27,7 @@ BUNDLE_BUDGET_SECONDS = 10.0
 
 
 def _django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
     from django.apps import apps
 
@@ -46,9 +46,10 @@ def _populate():
     from django.utils import timezone
 
     from approvals.models import Release
-    from changecontrol.items import trace_baseline_take
-    from changecontrol.models import Product, TraceItem, User
+    from changecontrol.models import Product, User
     from evidence.models import Artifact, Build, Evidence, SbomComponent, TestResult
+    from traceability.models import TraceItem
+    from traceability.services import trace_baseline_take
 
     now = timezone.now()
     user = User.objects.create(username="bench-packet", full_name="Benchmark Release-Manager")
@@ -167,8 +168,8 @@ def bare_document(context) -> str:
 def _measure(release) -> list[Result]:
     import weasyprint
 
-    from evidence.bundles import build_release_bundle
-    from evidence.packets import packet_context, render_packet_pdf
+    from reports.bundles import build_release_bundle
+    from reports.packets import packet_context, render_packet_pdf
 
     size = f"{REQUIREMENTS:,} requirements, {TEST_RESULTS:,} test results, {COMPONENTS} SBOM components"
     context = packet_context(release)

@@ -1,6 +1,6 @@
 """Benchmark: an environment snapshot of 500 running artifacts against 10,000 deployments (issue 6, item 8).
 
-Measured: the whole `approvals.drift.snapshot_record` service — lock, hash the set, store a new snapshot, the
+Measured: the whole `runtime.drift.snapshot_record` service — lock, hash the set, store a new snapshot, the
 one-statement drift comparison, reconcile with the open findings, audit and alert. Each timed call reports a set
 that differs from the previous one by one digest, so every call writes a new snapshot and opens or resolves a
 finding (the honest, changed-set path). Floor, in the same run: a single indexed SQL anti-join of the 500 running
@@ -30,7 +30,7 @@ SELECT r.digest FROM unnest(%s::text[]) AS r(digest)
 
 
 def _django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
     from django.apps import apps
 
@@ -45,9 +45,9 @@ def _digest(text: str) -> str:
 def _populate():
     from django.utils import timezone
 
-    from approvals.models import Deployment
     from changecontrol.models import Environment, Product, User
     from evidence.models import Artifact, Build
+    from runtime.models import Deployment
 
     start = timezone.now() - timedelta(days=30)
     # The CI agent that reports what runs (only service accounts and deployers may report snapshots).
@@ -102,7 +102,7 @@ def run() -> list[Result]:
     _django()
     from django.db import connection
 
-    from approvals import drift
+    from runtime import drift
 
     user, environment, running = _populate()
     with connection.cursor() as cursor:

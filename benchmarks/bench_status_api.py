@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
     from django.apps import apps
 
@@ -69,8 +69,8 @@ def _urlpatterns():
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
-    from changecontrol import prepared_sql
     from changecontrol.api_base import token_of
+    from common import prepared_sql
 
     class FloorApi(APIView):
         """The least a status answer costs: authenticate the token and read the artifact by its indexed digest,
@@ -84,7 +84,7 @@ def _urlpatterns():
             )
             return Response({"artifact": dict(zip(("id", "digest", "product_id"), row, strict=True)) if row else None})
 
-    return [path("bench/floor", FloorApi.as_view()), path("", include("changecontrol.urls"))]
+    return [path("bench/floor", FloorApi.as_view()), path("", include("config.urls"))]
 
 
 urlpatterns: list = []
@@ -279,7 +279,7 @@ def _database_url() -> str:
 def _server_start(port: int, log) -> subprocess.Popen:
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": _database_url(),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/5"),
         "CUSTODY_DEBUG": "0",

@@ -43,7 +43,7 @@ def _alternately(*functions: Callable[[], object], repeat: int = 5) -> list[floa
 
 
 def _django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
     from django.apps import apps
 
@@ -54,8 +54,9 @@ def _django() -> None:
 def _populate(*, key: str, requirements: int, risk_controls: int, results: int, artifacts: int = 5):
     from django.utils import timezone
 
-    from changecontrol.models import Product, TraceItem, TraceLink, User
+    from changecontrol.models import Product, User
     from evidence.models import Artifact, Build, BuildCommit, Evidence, TestResult
+    from traceability.models import TraceItem, TraceLink
 
     now = timezone.now() - timedelta(days=1)
     user = User.objects.create(username=f"bench-{key}", full_name="Benchmark")
@@ -149,7 +150,7 @@ def _measure() -> list[Result]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from evidence.trace import trace_matrix
+    from traceability.matrix import trace_matrix
 
     small = _populate(key="bench-small", requirements=500, risk_controls=100, results=5_000)
     large = _populate(key="bench-large", requirements=5_000, risk_controls=1_000, results=50_000)

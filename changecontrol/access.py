@@ -9,9 +9,9 @@ from __future__ import annotations
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from changecontrol.errors import NotPermitted
 from changecontrol.models import ApiToken, Product, User
 from changecontrol.roles import role_map
+from common.errors import NotPermitted
 
 
 def visible_product_ids(user: User, token: ApiToken | None = None) -> set[int]:

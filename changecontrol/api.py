@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 from changecontrol import selectors, services
 from changecontrol.access import visible_products
 from changecontrol.api_base import change_request_for, product_for, query_moment, require_person, token_of
-from changecontrol.keys import keyring
-from changecontrol.models import ChangeRequest, Product, Signature
+from changecontrol.models import ChangeRequest, PolicyVersion, Product, Signature
+from common.errors import NotFound
+from common.keys import keyring
 
 
 class SignatureOutput(serializers.ModelSerializer):
@@ -338,3 +339,85 @@ def _valid(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+# ---------------------------------------------------------------- policy versions (DESIGN §5)
+
+
+class PolicyVersionOutput(serializers.Serializer):
+    version = serializers.IntegerField()
+    sha256 = serializers.CharField(help_text="sha256 of the YAML document exactly as proposed")
+    state = serializers.ChoiceField(choices=PolicyVersion.State.choices)
+    author = serializers.CharField(source="author.username")
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    activated_at = serializers.DateTimeField(allow_null=True)
+    signed_by = serializers.CharField(
+        source="signature.signer.username",
+        allow_null=True,
+        default=None,
+        help_text="username of the quality reviewer whose signature activated it",
+    )
+    signature = SignatureOutput(allow_null=True, default=None)
+
+
+def _policy_version_body(version: PolicyVersion, signature=None) -> dict:
+    version.signature = signature
+    return PolicyVersionOutput(version).data
+
+
+def _policy_version_for(product: Product, version: int) -> PolicyVersion:
+    policy_version = product.policy_versions.select_related("product", "author").filter(version=version).first()
+    if policy_version is None:
+        raise NotFound(
+            f"{product.key} has no policy v{version}: GET /api/v1/products/{product.key}/policy-versions lists them"
+        )
+    return policy_version
+
+
+class PolicyProposeInput(serializers.Serializer):
+    source = serializers.CharField(trim_whitespace=False, help_text="the policy document (YAML)")
+    reason = serializers.CharField(help_text="why the policy changes; kept with the version")
+
+
+class PolicyVersionListCreateApi(APIView):
+    """A product's policy versions; a person proposes a new one, which waits for a quality reviewer's signature."""
+
+    @extend_schema(responses=PolicyVersionOutput(many=True))
+    def get(self, request, product):
+        product = product_for(request, product)
+        return Response([_policy_version_body(v, s) for v, s in selectors.policy_versions_with_signatures(product)])
+
+    @extend_schema(request=PolicyProposeInput, responses={201: PolicyVersionOutput, 200: PolicyVersionOutput})
+    def post(self, request, product):
+        product = product_for(request, product)
+        # Changing the rules releases are judged by is a person's act, never a pipeline's.
+        require_person(request, scope="changes:write")
+        data = _valid(PolicyProposeInput, request.data)
+        latest = product.policy_versions.order_by("-version").values_list("pk", flat=True).first()
+        version = services.policy_version_propose(product=product, author=request.user, **data)
+        # The same document as the latest proposed or active version stores nothing new: 200 with that version.
+        stored = status.HTTP_200_OK if version.pk == latest else status.HTTP_201_CREATED
+        return Response(_policy_version_body(version), status=stored)
+
+
+class PolicySignInput(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(trim_whitespace=False)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+
+
+class PolicyVersionSignApi(APIView):
+    """A quality reviewer's Part 11 signature activates a proposed version; 403 names any SoD rule that refuses."""
+
+    @extend_schema(request=PolicySignInput, responses={201: SignatureOutput})
+    def post(self, request, product, version):
+        product = product_for(request, product)
+        require_person(request, scope="changes:write")
+        policy_version = _policy_version_for(product, version)
+        data = _valid(PolicySignInput, request.data)
+        signature = services.policy_version_sign(policy_version=policy_version, signer=request.user, **data)
+        policy_version.refresh_from_db()
+        body = SignatureOutput(signature).data
+        body["policy_version"] = _policy_version_body(policy_version, signature)
+        return Response(body, status=status.HTTP_201_CREATED)

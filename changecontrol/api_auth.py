@@ -10,9 +10,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from changecontrol import audit, prepared_sql, request_context
-from changecontrol.errors import ValidationFailed
+from changecontrol import audit
 from changecontrol.models import ApiToken, Product, User
+from common import prepared_sql, request_context
+from common.errors import ValidationFailed
 
 TOKEN_PREFIX = "cst_"
 

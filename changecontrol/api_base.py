@@ -9,8 +9,8 @@ from django.http import Http404
 from django.utils.dateparse import parse_date, parse_datetime
 
 from changecontrol.access import get_visible_or_404, require_scope
-from changecontrol.errors import NotPermitted, ValidationFailed
 from changecontrol.models import ApiToken, ChangeRequest, Product
+from common.errors import NotPermitted, ValidationFailed
 
 
 def token_of(request) -> ApiToken | None:

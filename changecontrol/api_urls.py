@@ -1,15 +1,10 @@
-"""Every path of the public API v1 (DESIGN §7). Apps add theirs in their own api_urls modules."""
+"""API paths of the core domain (under /api/v1/, DESIGN §7): keys, products, change requests, audit events."""
 
-from django.urls import include, path
-from drf_spectacular.views import SpectacularSwaggerView
+from django.urls import path
 
-from changecontrol import api, api_schema
+from changecontrol import api
 
 urlpatterns = [
-    # First: the CI gate (`status`) is asked on every pipeline run, and URL patterns are tried in order.
-    path("", include("approvals.api_urls")),
-    path("schema/", api_schema.SchemaApi.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("keys", api.PublicKeysApi.as_view(), name="api-keys"),
     path("products", api.ProductListApi.as_view(), name="api-products"),
     path("products/<slug:product>", api.ProductDetailApi.as_view(), name="api-product"),
@@ -34,9 +29,14 @@ urlpatterns = [
         name="api-change-request-sign",
     ),
     path("audit-events", api.AuditEventListApi.as_view(), name="api-audit-events"),
-    path("", include("changecontrol.items_urls")),
-    path("", include("evidence.api_urls")),
-    path("", include("evidence.export_urls")),
-    path("", include("approvals.runtime_urls")),
-    path("", include("evidence.auditor_api_urls")),
+    path(
+        "products/<slug:product>/policy-versions",
+        api.PolicyVersionListCreateApi.as_view(),
+        name="api-policy-versions",
+    ),
+    path(
+        "products/<slug:product>/policy-versions/<int:version>/signatures",
+        api.PolicyVersionSignApi.as_view(),
+        name="api-policy-version-sign",
+    ),
 ]

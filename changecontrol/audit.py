@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,11 +17,22 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from changecontrol import request_context
-from changecontrol.models import AuditChainHead, AuditCheckpoint, AuditEvent, User, checkpoint_statement
+from changecontrol.models import AuditChainHead, AuditCheckpoint, AuditEvent, User, checkpoint_statement, record_type
+from common import request_context
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR_NAME = "Custody (system)"
+
+# Apps above the core react to what it records without the core importing them (DESIGN §3): each registers a
+# listener in its AppConfig.ready(). A listener runs inside the writer's transaction, right after the event is
+# appended, so whatever it writes (an alert) exists if and only if the fact it reacts to is committed.
+_listeners: list[Callable[[AuditEvent], None]] = []
+
+
+def listen(listener: Callable[[AuditEvent], None]) -> None:
+    """Call `listener(event)` after every event appended from now on (once, however often it registers)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 def _json_default(value: Any) -> Any:
@@ -77,7 +88,7 @@ def _describe(obj: Any) -> tuple[str, str, str, str, str]:
     """(object_type, object_id, human id, version, product key) of a record, however it is shaped."""
     if obj is None:
         return "", "", "", "", ""
-    object_type = f"{obj._meta.app_label}.{obj._meta.model_name}"
+    object_type = record_type(obj)
     human_id = getattr(obj, "human_id", None) or str(obj)
     version = getattr(obj, "content_version", None) or getattr(obj, "version", None) or ""
     product = getattr(obj, "product", None)
@@ -128,6 +139,9 @@ def record(
         event.save(force_insert=True)
         # 3. Move the head.
         AuditChainHead.objects.filter(pk=head.pk).update(last_event_id=event.pk, last_hash=event.hash)
+        # 4. Let the apps above react, in this same transaction.
+        for listener in _listeners:
+            listener(event)
         return event
 
 
@@ -276,7 +290,7 @@ def verify_chain(events: Iterator[AuditEvent] | None = None) -> ChainReport:
 
 def _verify_latest_checkpoint(count: int) -> tuple[int, str] | None:
     """A signed checkpoint must still match its event: a rewritten chain cannot reproduce Custody's signature."""
-    from changecontrol.keys import keyring
+    from common.keys import keyring
 
     checkpoint = AuditCheckpoint.objects.order_by("-id").first()
     if checkpoint is None:
@@ -294,7 +308,7 @@ def _verify_latest_checkpoint(count: int) -> tuple[int, str] | None:
 @transaction.atomic
 def checkpoint_create() -> AuditCheckpoint | None:
     """Sign the current chain head with Custody's key (Celery beat runs this hourly; also on demand)."""
-    from changecontrol.keys import keyring
+    from common.keys import keyring
 
     head = _locked_head()
     if head.last_event_id == 0:

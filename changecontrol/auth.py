@@ -74,7 +74,6 @@ def account_register_failure(
                 after={"failed_attempts": user.failed_login_count},
                 reason=f"{user.failed_login_count} failed password attempts",
             )
-            _raise_lockout_alerts(user)
             transaction.on_commit(lambda: _alert_lockout(user))
         return user.is_locked()
 
@@ -89,28 +88,6 @@ def account_register_success(*, user: User) -> None:
 def account_unlock(*, actor: User, user: User, reason: str) -> None:
     User.objects.filter(pk=user.pk).update(failed_login_count=0, locked_at=None)
     audit.record(actor=actor, action="account.unlocked", obj=user, reason=reason)
-
-
-def _raise_lockout_alerts(user: User) -> None:
-    """A lockout alert for every product the person works on: each product's subscribers decide who hears it."""
-    from alerts.services import alert_raise
-    from changecontrol.models import Product
-    from changecontrol.roles import role_map
-
-    locked_at = user.locked_at.isoformat()
-    for product in Product.objects.filter(pk__in=role_map(user)):
-        alert_raise(
-            product=product,
-            event_kind="lockout",
-            subject=f"Account locked: {user.username} ({user.printed_name})",
-            body={
-                "user": user.username,
-                "printed_name": user.printed_name,
-                "failed_attempts": user.failed_login_count,
-                "locked_at": locked_at,
-            },
-            dedupe_key=f"lockout:{user.pk}:{locked_at}",
-        )
 
 
 def _alert_lockout(user: User) -> None:

@@ -1,11 +1,8 @@
-"""The Celery app. Workers: `celery -A changecontrol worker`; beat: `celery -A changecontrol beat`."""
+"""Compatibility alias (deprecated): the Celery app moved to `config.celery` (`celery -A config worker`).
 
-import os
+Kept so `celery -A changecontrol worker` and `beat` keep working; see docs/architecture.md.
+"""
 
-from celery import Celery
+from config.celery import app
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
-
-app = Celery("custody")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+__all__ = ["app"]

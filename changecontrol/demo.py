@@ -2,12 +2,11 @@
 
 Everything goes through the real services, so the audit trail, signatures and tiers are genuine. Safe to run
 twice: each step looks for what it would create and skips it. Other apps extend the demo with a
-`seed(context)` function in `evidence.demo`, `approvals.demo` and `changecontrol.items_demo`.
+`seed(context)` function in `evidence.demo`, `approvals.demo` and `traceability.demo`.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,8 +22,6 @@ from changecontrol.policy import DEFAULT_POLICY_YAML
 
 DEMO_PASSWORD = "custody-demo-password"
 DEMO_EMAIL_DOMAIN = "demo.custody.example"
-# Items first: a release frozen by the approvals demo takes its trace baseline from them.
-EXTENSIONS = ("changecontrol.items_demo", "evidence.demo", "approvals.demo")
 CI_SCOPES = [
     "evidence:write",
     "status:read",
@@ -99,13 +96,19 @@ HIGH_PHI = {
 
 @dataclass
 class DemoContext:
-    """What the demo extensions of other apps receive: the products, the cast and the shared password."""
+    """What the demo of every other app receives: the products, the cast, the shared password and the CI token."""
 
     products: dict[str, Product]
     people: dict[str, User]
     password: str
     stdout: TextIO | Any
+    created_change_requests: int = 0
+    ci_secret: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    def person(self, *usernames: str) -> User | None:
+        """The first of these demo people who exists."""
+        return next((self.people[name] for name in usernames if name in self.people), None)
 
 
 # Each CR: product, requester, content, answers, then the steps that bring it to its demo state.
@@ -253,7 +256,7 @@ CHANGE_REQUESTS: list[dict[str, Any]] = [
 
 
 def seed(*, stdout) -> DemoContext:
-    """Create (or find) the demo data and print the logins, the CI token and where to open the app."""
+    """Create (or find) the core demo data: people and roles, products, policies, change requests, a CI token."""
     with transaction.atomic():
         people = _seed_people()
         admin = people["admin"]
@@ -262,25 +265,14 @@ def seed(*, stdout) -> DemoContext:
         for product in products.values():
             _seed_policy(product, people)
         created_crs = sum(_seed_change_request(spec, products, people) for spec in CHANGE_REQUESTS)
-    ci_secret = _seed_ci_token(products["rsd"], admin)
-    context = DemoContext(products=products, people=people, password=DEMO_PASSWORD, stdout=stdout)
-    for module_name in EXTENSIONS:
-        module = _optional_module(module_name)
-        if module is not None and hasattr(module, "seed"):
-            stdout.write(f"Seeding {module_name} …")
-            module.seed(context)
-    _print_summary(stdout, people, created_crs, ci_secret, context)
-    return context
-
-
-def _optional_module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as missing:
-        # Only "this extension is not written yet" is skipped; a broken import inside it must surface.
-        if missing.name == name or name.startswith(f"{missing.name}."):
-            return None
-        raise
+    return DemoContext(
+        products=products,
+        people=people,
+        password=DEMO_PASSWORD,
+        stdout=stdout,
+        created_change_requests=created_crs,
+        ci_secret=_seed_ci_token(products["rsd"], admin),
+    )
 
 
 def _seed_people() -> dict[str, User]:
@@ -389,11 +381,11 @@ def _seed_ci_token(product: Product, admin: User) -> str | None:
     return secret
 
 
-def _print_summary(
-    stdout, people: dict[str, User], created_crs: int, ci_secret: str | None, context: DemoContext
-) -> None:
+def print_summary(context: DemoContext) -> None:
+    """The demo logins, the CI token and where to open the app: what `make run` shows before serving."""
+    stdout, ci_secret = context.stdout, context.ci_secret
     stdout.write("")
-    stdout.write(f"Demo data ready ({created_crs} new change request(s) this run).")
+    stdout.write(f"Demo data ready ({context.created_change_requests} new change request(s) this run).")
     stdout.write(f"Demo logins — password for everyone: {DEMO_PASSWORD}")
     for username, (full_name, grants) in PEOPLE.items():
         held = "; ".join(f"{key}: {', '.join(Role(r).label for r in role_list)}" for key, role_list in grants.items())

@@ -16,8 +16,8 @@ from django.db import transaction
 
 from changecontrol import audit
 from changecontrol.auth import account_register_failure, account_register_success
-from changecontrol.errors import AccountLocked, ReauthenticationFailed, SeparationOfDutiesViolation
-from changecontrol.models import PolicyVersion, Product, Signature, User
+from changecontrol.models import PolicyVersion, Product, Signature, User, record_type
+from common.errors import AccountLocked, ReauthenticationFailed, SeparationOfDutiesViolation
 
 
 def content_sha256(content: dict[str, Any]) -> str:
@@ -88,7 +88,7 @@ def signature_create(
 ) -> Signature:
     """Write the signature row and its audit event (the caller holds the subject's row lock)."""
     signature = Signature.objects.create(
-        subject_type=f"{subject._meta.app_label}.{subject._meta.model_name}",
+        subject_type=record_type(subject),
         subject_id=subject.pk,
         subject_human_id=subject.human_id,
         product=product,
@@ -119,9 +119,7 @@ def signature_create(
 
 
 def signatures_for(subject: Any):
-    return Signature.objects.filter(
-        subject_type=f"{subject._meta.app_label}.{subject._meta.model_name}", subject_id=subject.pk
-    ).select_related("signer")
+    return Signature.objects.filter(subject_type=record_type(subject), subject_id=subject.pk).select_related("signer")
 
 
 def signatures_invalidate(*, subject: Any, actor: User | None, reason: str) -> int:

@@ -1,71 +1,13 @@
-"""Request context for the audit trail, and the idle-session timeout (Part 11 §11.200(a))."""
+"""The idle-session timeout (Part 11 §11.200(a)): a browser session ends after a period without activity."""
 
 from __future__ import annotations
 
 import time
-import uuid
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.core.exceptions import BadRequest
 from django.shortcuts import redirect
-
-from changecontrol import request_context
-from changecontrol.api_errors import error_response, is_api_path
-from changecontrol.api_parsers import refusal, unstorable_field, unstorable_reason
-
-
-def client_address(request) -> str:
-    # Behind a trusted proxy the first X-Forwarded-For hop is the client; otherwise the socket peer.
-    if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return request.META.get("REMOTE_ADDR", "")[:64]
-
-
-class RequestContextMiddleware:
-    """Give every request an id (echoed as X-Request-ID) and make who/where available to audit.record."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
-        token = request_context.activate(
-            request_context.RequestContext(request_id=request.request_id, client_address=client_address(request))
-        )
-        try:
-            response = self.get_response(request)
-        finally:
-            request_context.reset(token)
-        response["X-Request-ID"] = request.request_id
-        return response
-
-
-class RefuseUnstorableInputMiddleware:
-    """A NUL in the path or a query parameter is a 400 naming it, not a database error later (see api_parsers,
-    which holds request bodies to the same rule)."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        problem = self._problem(request)
-        if problem is None:
-            return self.get_response(request)
-        if is_api_path(request.path_info):
-            return error_response(400, problem)
-        raise BadRequest(problem)
-
-    @staticmethod
-    def _problem(request) -> str | None:
-        reason = unstorable_reason(request.path_info)
-        if reason:
-            return refusal("the URL path", reason)
-        return unstorable_field(request.GET, kind="query parameter")
 
 
 class IdleSessionTimeoutMiddleware:

@@ -9,8 +9,8 @@ from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, remove_perm
 
 from changecontrol import audit
-from changecontrol.errors import ValidationFailed
 from changecontrol.models import Product, Role, User
+from common.errors import ValidationFailed
 
 ROLE_PERMISSION_PREFIX = "role_"
 

@@ -6,7 +6,16 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from changecontrol.access import visible_product_ids, visible_products
 from changecontrol.esign import signatures_for
-from changecontrol.models import ApiToken, AuditEvent, ChangeRequest, PolicyVersion, Product, Signature, User
+from changecontrol.models import (
+    ApiToken,
+    AuditEvent,
+    ChangeRequest,
+    PolicyVersion,
+    Product,
+    Signature,
+    User,
+    record_type,
+)
 
 OPEN_CHANGE_STATES = (ChangeRequest.State.DRAFT, ChangeRequest.State.SUBMITTED, ChangeRequest.State.APPROVED)
 
@@ -60,9 +69,8 @@ def signatures_by_subject(subjects) -> dict[int, list[Signature]]:
     by_subject: dict[int, list[Signature]] = {subject.pk: [] for subject in subjects}
     if not subjects:
         return by_subject
-    meta = subjects[0]._meta
     for signature in (
-        Signature.objects.filter(subject_type=f"{meta.app_label}.{meta.model_name}", subject_id__in=list(by_subject))
+        Signature.objects.filter(subject_type=record_type(subjects[0]), subject_id__in=list(by_subject))
         .select_related("signer")
         .order_by("signed_at", "id")
     ):
@@ -101,3 +109,24 @@ def audit_events(
     if until is not None:
         queryset = queryset.filter(at__lte=until)
     return queryset.order_by("-id")
+
+
+def policy_versions(product) -> QuerySet[PolicyVersion]:
+    return product.policy_versions.select_related("author").order_by("-version")
+
+
+def policy_versions_with_signatures(product) -> list[tuple[PolicyVersion, Signature | None]]:
+    """Every version of a product's policy, newest first, each with the standing signature that activated it.
+
+    Two queries whatever the number of versions (the history page and the API list both read this).
+    """
+    versions = list(policy_versions(product).select_related("product"))
+    signatures = {
+        signature.subject_id: signature
+        for signature in Signature.objects.filter(
+            subject_type=record_type(PolicyVersion),
+            subject_id__in=[version.pk for version in versions],
+            invalidated_at__isnull=True,
+        ).select_related("signer")
+    }
+    return [(version, signatures.get(version.pk)) for version in versions]

@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from changecontrol import audit, esign
-from changecontrol.errors import InvalidState, NotPermitted, ValidationFailed
 from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Product, Role, Signature, User
 from changecontrol.policy import PolicyInvalid, RiskAnswersInvalid, parse_policy
 from changecontrol.roles import has_role, roles_of
+from common.errors import InvalidState, NotPermitted, ValidationFailed
 
 DEFAULT_ENVIRONMENTS = (("integration", "Integration"), ("staging", "Staging"), ("production", "Production"))
 
@@ -349,30 +349,7 @@ def change_request_submit(*, change_request: ChangeRequest, actor: User) -> Chan
     change_request.save()
     audit.record(actor=actor, action="change_request.submitted", obj=change_request, after=_snapshot(change_request))
     _auto_approve_if_policy_allows(change_request)
-    if change_request.state == ChangeRequest.State.SUBMITTED:
-        _alert_approval_requested(change_request)
     return change_request
-
-
-def _alert_approval_requested(change_request: ChangeRequest) -> None:
-    """Tell the product's subscribers that a change request waits for signatures (in this transaction)."""
-    from alerts.services import alert_raise
-
-    requirement = approval_requirement(change_request)
-    alert_raise(
-        product=change_request.product,
-        event_kind="approval_requested",
-        subject=f"{change_request.human_id} awaits approval: {change_request.title}",
-        body={
-            "change_request": change_request.human_id,
-            "tier": change_request.tier,
-            "roles": ", ".join(requirement["roles"]),
-            "signatures_needed": requirement["count"],
-            "requester": change_request.requester.printed_name,
-            "url": f"/change-requests/{change_request.human_id}",
-        },
-        dedupe_key=f"cr:{change_request.pk}:v{change_request.content_version}",
-    )
 
 
 def _auto_approve_if_policy_allows(change_request: ChangeRequest) -> None:

@@ -1,4 +1,4 @@
-"""Pages of the core domain: sign-in, home, products, change requests, signatures, the audit trail.
+"""Pages of the core domain: sign-in, products, change requests, signatures, policies, the audit trail.
 
 Thin views: records come in through `access.get_visible_or_404` (hidden = 404), writes go through services,
 and a refused action (wrong state, separation of duties, wrong password) becomes a message on the page.
@@ -6,6 +6,7 @@ and a refused action (wrong state, separation of duties, wrong password) becomes
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import UTC, datetime, time
 from urllib.parse import urlencode
@@ -15,15 +16,14 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from changecontrol import charts, esign, selectors, services
-from changecontrol import dashboard as dashboards
+from changecontrol import esign, selectors, services
 from changecontrol.access import get_visible_or_404, visible_products
 from changecontrol.api_base import parse_human_id
-from changecontrol.errors import DomainError, SeparationOfDutiesViolation, ValidationFailed
 from changecontrol.forms import (
     AuditFilterForm,
     ChangeRequestFilterForm,
@@ -33,8 +33,9 @@ from changecontrol.forms import (
     SignInForm,
     humanize,
 )
-from changecontrol.models import ChangeRequest, Product, Role, Signature
+from changecontrol.models import ChangeRequest, PolicyVersion, Product, Role, Signature
 from changecontrol.roles import has_role, roles_of
+from common.errors import DomainError, SeparationOfDutiesViolation, ValidationFailed
 
 PAGE_SIZE = 50
 DEFAULT_TIERS = ("low", "medium", "high", "critical")
@@ -109,21 +110,6 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     authentication_form = SignInForm
-
-
-@login_required
-def home(request):
-    """The dashboard: what needs this person today, shaped by their roles, with the 90-day charts."""
-    user = request.user
-    dashboard = dashboards.dashboard_for(user)
-    my_products = dashboards.my_products(user)
-    context = {
-        "dashboard": dashboard,
-        "my_products": my_products,
-        "my_role_names": sorted({role for row in my_products for role in row["roles"]}),
-        "charts": charts.dashboard_charts(product_ids=dashboard.product_ids) if dashboard.product_ids else [],
-    }
-    return render(request, "home.html", context)
 
 
 @login_required
@@ -436,4 +422,142 @@ def audit_trail(request):
             "csv_url": f"{export}?{urlencode({'format': 'csv'})}{'&' + query if query else ''}",
             "json_url": f"{export}?{urlencode({'format': 'json'})}{'&' + query if query else ''}",
         },
+    )
+
+
+# ---------------------------------------------------------------- policy versions (DESIGN §5)
+
+
+def _policy_sign_statements(policy_version: PolicyVersion) -> list[dict]:
+    product = policy_version.product
+    return sign_statements(
+        subject=(
+            f"policy v{policy_version.version} of {product.name} ({product.key}) "
+            "as the rules its changes and releases are judged by from now on"
+        ),
+        content=services.policy_version_signed_content(policy_version),
+        meanings=(Signature.Meaning.APPROVED,),
+    )
+
+
+def _policy_history_page(request, product: Product, *, draft: dict | None = None, problems=(), status: int = 200):
+    held = roles_of(request.user, product)
+    # Only a quality reviewer's signature activates a version; the server still refuses the author (SoD).
+    can_sign = Role.QUALITY in held
+    versions = selectors.policy_versions_with_signatures(product)
+    active = next((v for v, _ in versions if v.state == PolicyVersion.State.ACTIVE), None)
+    rows = []
+    for version, signature in versions:
+        row = {"version": version, "signature": signature}
+        if version.state == PolicyVersion.State.PROPOSED:
+            row["compare_with"] = active
+            if can_sign:
+                row["sign_statements"] = _policy_sign_statements(version)
+                row["sign_roles"] = [Role.QUALITY.label]
+                row["dialog_id"] = f"sign-v{version.version}"
+        rows.append(row)
+    context = {
+        "product": product,
+        "rows": rows,
+        "can_propose": bool(held & set(services.POLICY_PROPOSER_ROLES)),
+        # A new version usually starts from the rules in force.
+        "draft": draft or {"source": active.source if active else "", "reason": ""},
+        "draft_open": draft is not None,
+        "problems": problems,
+    }
+    return render(request, "changecontrol/policy_history.html", context, status=status)
+
+
+@login_required
+def policy_history(request, product: str):
+    return _policy_history_page(request, _product(request, product))
+
+
+def _policy_version(request, product: str, version: int) -> PolicyVersion:
+    product = _product(request, product)
+    try:
+        return product.policy_versions.select_related("product", "author").get(version=version)
+    except PolicyVersion.DoesNotExist:
+        raise Http404(f"{product.key} has no policy v{version}") from None
+
+
+@login_required
+@require_POST
+def policy_sign(request, product: str, version: int):
+    """The "Sign to activate" dialog posts here; the service re-authenticates (Part 11) and applies SoD."""
+    policy_version = _policy_version(request, product, version)
+    try:
+        signature = services.policy_version_sign(
+            policy_version=policy_version,
+            signer=request.user,
+            username=request.POST.get("username", ""),
+            password=request.POST.get("password", ""),
+            comment=request.POST.get("comment", "")[:4000],
+        )
+    except DomainError as error:
+        messages.error(request, refusal_message(error))
+    else:
+        messages.success(request, f"Signed: {signature.manifestation}. {policy_version} is now the active policy.")
+    return redirect("policy-history", product=policy_version.product.key)
+
+
+@login_required
+@require_POST
+def policy_propose(request, product: str):
+    """A new version from the page: the same service as `load_policy` and the API, so the same checks."""
+    product = _product(request, product)
+    source, reason = request.POST.get("source", ""), request.POST.get("reason", "")
+    latest = product.policy_versions.order_by("-version").first()
+    try:
+        version = services.policy_version_propose(product=product, author=request.user, source=source, reason=reason)
+    except ValidationFailed as error:
+        problems = error.extra.get("errors")
+        if not problems:
+            messages.error(request, refusal_message(error))
+        else:
+            messages.error(request, f"Nothing was stored: the policy has {len(problems)} problem(s), listed below.")
+        return _policy_history_page(
+            request, product, draft={"source": source, "reason": reason}, problems=problems or [], status=400
+        )
+    except DomainError as error:
+        messages.error(request, refusal_message(error))
+        return redirect("policy-history", product=product.key)
+    if latest is not None and version.pk == latest.pk:
+        messages.info(request, f"{version} already holds this exact document; nothing new was stored.")
+    else:
+        messages.success(request, f"Proposed {version}: it takes effect once a quality reviewer signs it.")
+    return redirect("policy-history", product=product.key)
+
+
+@login_required
+def policy_diff(request, product: str):
+    product = _product(request, product)
+    versions = {v.version: v for v in selectors.policy_versions(product)}
+    try:
+        a, b = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
+        old, new = versions[a], versions[b]
+    except (ValueError, KeyError):
+        raise Http404("choose two existing policy versions") from None
+    diff = list(
+        difflib.unified_diff(
+            old.source.splitlines(),
+            new.source.splitlines(),
+            fromfile=f"v{a} ({old.sha256[:12]})",
+            tofile=f"v{b} ({new.sha256[:12]})",
+            lineterm="",
+        )
+    )
+    lines = [
+        {
+            "text": line,
+            "kind": "add"
+            if line.startswith("+") and not line.startswith("+++")
+            else "del"
+            if line.startswith("-") and not line.startswith("---")
+            else "ctx",
+        }
+        for line in diff
+    ]
+    return render(
+        request, "changecontrol/policy_diff.html", {"product": product, "old": old, "new": new, "lines": lines}
     )

@@ -1,6 +1,8 @@
-import os
+"""Compatibility alias (deprecated): the WSGI application moved to `config.wsgi:application`.
 
-from django.core.wsgi import get_wsgi_application
+Kept so `gunicorn changecontrol.wsgi:application` keeps serving; see docs/architecture.md.
+"""
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
-application = get_wsgi_application()
+from config.wsgi import application
+
+__all__ = ["application"]

@@ -11,10 +11,10 @@ from rest_framework.views import APIView
 
 from changecontrol.access import require_scope
 from changecontrol.api_base import product_for, require_person, token_of
-from changecontrol.api_parsers import MultiPartParser
-from changecontrol.errors import NotPermitted
 from changecontrol.models import Product, Role
 from changecontrol.roles import roles_of
+from common.api_parsers import MultiPartParser
+from common.errors import NotPermitted
 from evidence import selectors, services, storage
 from evidence.models import Artifact, Build, Evidence, SignerKey
 
@@ -291,7 +291,7 @@ class EvidenceUploadApi(APIView):
         services.check_evidence_type(evidence_type)
         upload = request.FILES.get("file")
         if upload is None:
-            from changecontrol.errors import ValidationFailed
+            from common.errors import ValidationFailed
 
             raise ValidationFailed("send the report as the multipart field `file` (curl: -F file=@report.xml)")
         signature = request.FILES.get("signature")

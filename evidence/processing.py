@@ -32,6 +32,7 @@ from evidence.models import (
     VexStatement,
     Vulnerability,
 )
+from evidence.parsers import vulns
 from evidence.parsers.base import EvidenceParseError
 
 log = logging.getLogger(__name__)
@@ -382,11 +383,9 @@ def _spdx(evidence: Evidence, raw: bytes) -> Facts:
     return _sbom_facts(evidence, parse_spdx(raw))
 
 
-def _scan(parser_name: str) -> Callable[[Evidence, bytes], Facts]:
+def _scan(parser: Callable[[bytes], vulns.VulnerabilityReport]) -> Callable[[Evidence, bytes], Facts]:
     def parse_scan(evidence: Evidence, raw: bytes) -> Facts:
-        from evidence.parsers import vulns
-
-        report = getattr(vulns, parser_name)(raw)
+        report = parser(raw)
         summary = {
             "tool": report.tool,
             "tool_version": report.tool_version,
@@ -541,9 +540,9 @@ PARSERS: dict[str, Callable[[Evidence, bytes], Facts]] = {
     Evidence.Type.SARIF: _sarif,
     Evidence.Type.CYCLONEDX: _cyclonedx,
     Evidence.Type.SPDX: _spdx,
-    Evidence.Type.GRYPE: _scan("parse_grype"),
-    Evidence.Type.TRIVY: _scan("parse_trivy"),
-    Evidence.Type.OSV: _scan("parse_osv_scanner"),
+    Evidence.Type.GRYPE: _scan(vulns.parse_grype),
+    Evidence.Type.TRIVY: _scan(vulns.parse_trivy),
+    Evidence.Type.OSV: _scan(vulns.parse_osv_scanner),
     Evidence.Type.OPENVEX: _openvex,
     Evidence.Type.GENERIC: _generic,
 }

@@ -19,8 +19,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from changecontrol import audit
-from changecontrol.errors import Conflict, InvalidState, ValidationFailed
 from changecontrol.models import Product, User
+from common.errors import Conflict, InvalidState, ValidationFailed
 from evidence import storage
 from evidence.models import (
     Artifact,

@@ -17,7 +17,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadhandler import FileUploadHandler
 
-from changecontrol.errors import TooLarge
+from common.errors import TooLarge
 
 CHUNK = 1024 * 1024
 

@@ -28,7 +28,7 @@ def process_evidence(evidence_id: int, reprocess: bool = False) -> str:
 @shared_task(bind=True, acks_late=True, max_retries=4)
 def pull_build_evidence(self, build_id: int) -> str:
     """Fetch a build's reports from its CI provider and take them in as evidence of its artifacts."""
-    from changecontrol.errors import DomainError
+    from common.errors import DomainError
     from evidence.models import Build
     from evidence.providers.base import ProviderError, TransientProviderError
     from evidence.pull import build_pull
@@ -48,7 +48,3 @@ def pull_build_evidence(self, build_id: int) -> str:
         return "failed"
     build_pull_mark(build_id=build_id, state=Build.PullState.DONE, detail=detail)
     return "done"
-
-
-# Release exports (packets, bundles) live in their own module; importing here lets workers discover the task.
-from evidence.export_tasks import render_release_export  # noqa: E402, F401

@@ -19,12 +19,12 @@ OUTPUT = ROOT / "docs" / "images" / "packet-page-1.png"
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
     from approvals.models import Release
-    from evidence.packets import render_packet_pdf
+    from reports.packets import render_packet_pdf
 
     releases = Release.objects.select_related("product").order_by("-frozen_at", "-pk")
     if len(argv) == 2:

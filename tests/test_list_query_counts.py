@@ -30,7 +30,7 @@ from changecontrol.models import Product, Role, User
 from changecontrol.policy import DEFAULT_POLICY_YAML
 from evidence import services as evidence_services
 from evidence.models import Artifact
-from tests.approvals.conftest import (
+from tests.builders import (
     POLICY_WITHOUT_TRACE_BLOCK,
     activate_policy,
     add_full_evidence,
@@ -39,9 +39,9 @@ from tests.approvals.conftest import (
     make_build,
     pass_through,
 )
-from tests.approvals.runtime_helpers import approved_for_production, deploy, new_release
-from tests.changecontrol.test_items_factories import item, link, results
 from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request
+from tests.runtime.helpers import approved_for_production, deploy, new_release
+from tests.traceability.factories import item, link, results
 
 pytestmark = pytest.mark.django_db
 

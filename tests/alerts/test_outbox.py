@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from alerts import services, tasks
 from alerts.models import Alert, AlertSubscription, Delivery, DeliveryAttempt
-from changecontrol.errors import ValidationFailed
 from changecontrol.models import AuditEvent
+from common.errors import ValidationFailed
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from alerts import services
 from alerts.models import Delivery, DeliveryAttempt
-from changecontrol.celery import app
+from config.celery import app
 
 WAIT_SECONDS = 60
 
@@ -30,7 +30,7 @@ def worker_env() -> dict[str, str]:
         "CUSTODY_TASKS_EAGER": "0",
         "DATABASE_URL": database_url,
         "REDIS_URL": os.environ["REDIS_URL"],
-        "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "CUSTODY_ALERT_BACKOFF_SECONDS": "1,1,1",
     }
 
@@ -44,7 +44,7 @@ def celery_worker_process(transactional_db):
             "-m",
             "celery",
             "-A",
-            "changecontrol",
+            "config",
             "worker",
             "--pool=solo",
             "-Q",

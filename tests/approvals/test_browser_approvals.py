@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from approvals.models import Promotion
 from changecontrol.models import Signature
-from tests.approvals.conftest import sign
+from tests.builders import sign
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.models import Decision, Promotion
-from changecontrol.errors import Conflict, InvalidState
 from changecontrol.models import Signature
-from tests.approvals.conftest import POLICY_WITHOUT_TRACE_BLOCK, activate_policy, pass_through, sign
+from common.errors import Conflict, InvalidState
+from tests.builders import POLICY_WITHOUT_TRACE_BLOCK, activate_policy, pass_through, sign
 
 
 def status(api, token, artifact):

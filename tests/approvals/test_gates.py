@@ -9,15 +9,7 @@ import pytest
 from approvals import gates, selectors, services
 from changecontrol.policy import GateRule
 from evidence.models import VexStatement, Vulnerability
-from tests.approvals.conftest import (
-    add_evidence,
-    add_provenance,
-    add_sbom,
-    add_scan,
-    add_tests,
-    make_artifact,
-    make_build,
-)
+from tests.builders import add_evidence, add_provenance, add_sbom, add_scan, add_tests, make_artifact, make_build
 
 
 def rule(kind, blocking=True, description="", **params):

@@ -8,7 +8,7 @@ from django.test import Client
 from approvals import services
 from approvals.models import Release
 from changecontrol.models import AuditEvent
-from tests.approvals.conftest import sign
+from tests.builders import sign
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

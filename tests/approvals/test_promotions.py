@@ -7,7 +7,7 @@ import pytest
 from approvals import services
 from approvals.models import Decision, Promotion, Release
 from changecontrol.models import AuditEvent
-from tests.approvals.conftest import add_tests, make_artifact, make_build, pass_through, sign
+from tests.builders import add_tests, make_artifact, make_build, pass_through, sign
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -99,8 +99,8 @@ def test_first_promotion_request_freezes_the_release_with_a_signed_manifest(api,
     assert body["status"]["decision"] == "allowed"
     release.refresh_from_db()
     assert release.is_frozen()
-    from changecontrol.keys import keyring
-    from changecontrol.signing import SignedBlob
+    from common.keys import keyring
+    from common.signing import SignedBlob
 
     blob = SignedBlob(key_id=release.manifest_key_id, algorithm="ed25519", signature_b64=release.manifest_signature)
     assert keyring().verify(services.manifest_bytes(release), blob)
@@ -113,7 +113,7 @@ def test_first_promotion_request_freezes_the_release_with_a_signed_manifest(api,
 
 def test_frozen_release_cannot_change(release, cast):
     pass_through(release, actor=cast["rory"], environments=("integration",))
-    from changecontrol.errors import InvalidState
+    from common.errors import InvalidState
 
     with pytest.raises(InvalidState, match="frozen"):
         services.release_update(release=release, actor=cast["rory"], change_request_ids=[])
@@ -129,7 +129,7 @@ def test_production_refuses_digests_not_approved_in_staging(release, cast):
 
 
 def test_a_rebuilt_artifact_starts_again_at_staging(release, cast, product, ci_account):
-    from tests.approvals.conftest import add_full_evidence
+    from tests.builders import add_full_evidence
 
     pass_through(release, actor=cast["rory"])
     rebuilt = make_artifact(make_build(product, registered_by=ci_account))
@@ -333,7 +333,7 @@ def test_pending_approvals_list_what_the_reviewer_can_sign(api, cast, production
 def test_marking_deployed_supersedes_older_open_promotions(
     cast, production_promotion, product, ci_account, change_request
 ):
-    from tests.approvals.conftest import add_full_evidence
+    from tests.builders import add_full_evidence
 
     newer_artifact = make_artifact(make_build(product, registered_by=ci_account))
     add_full_evidence(newer_artifact)
@@ -352,7 +352,7 @@ def test_marking_deployed_supersedes_older_open_promotions(
     assert deployed.state == Promotion.State.DEPLOYED
     production_promotion.refresh_from_db()
     assert production_promotion.state == Promotion.State.SUPERSEDED
-    from changecontrol.errors import InvalidState
+    from common.errors import InvalidState
 
     with pytest.raises(InvalidState, match="not approved"):
         services.promotion_mark_deployed(promotion=production_promotion, actor=cast["sam"])

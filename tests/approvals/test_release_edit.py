@@ -7,7 +7,7 @@ import pytest
 from approvals.models import Release
 from changecontrol.api_auth import token_create
 from changecontrol.models import AuditEvent
-from tests.approvals.conftest import add_full_evidence, make_artifact, make_build, pass_through
+from tests.builders import add_full_evidence, make_artifact, make_build, pass_through
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db

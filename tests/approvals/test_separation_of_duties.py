@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from approvals import deployments, services
+from approvals import services
 from changecontrol import roles
 from changecontrol.models import AuditEvent, Role
-from tests.approvals.conftest import add_full_evidence, make_artifact, make_build, pass_through
+from runtime import deployments
+from tests.builders import add_full_evidence, make_artifact, make_build, pass_through
 from tests.conftest import HIGH_RISK, PASSWORD, open_change_request
 
 pytestmark = pytest.mark.django_db

@@ -147,7 +147,7 @@ def test_role_grant_and_revocation_are_audited(product, admin_user, outsider):
 
 
 def test_granting_an_unknown_role_is_refused(product, admin_user, outsider):
-    from changecontrol.errors import ValidationFailed
+    from common.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed, match="unknown role 'wizard'"):
         roles.role_grant(actor=admin_user, user=outsider, product=product, role="wizard")

@@ -5,8 +5,8 @@ import json
 import pytest
 import yaml
 
-from changecontrol.keys import keyring
 from changecontrol.models import AuditEvent, ChangeRequest, Signature
+from common.keys import keyring
 from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request
 
 pytestmark = pytest.mark.django_db
@@ -270,7 +270,7 @@ def test_a_path_no_api_route_matches_is_a_json_404_and_a_page_keeps_the_html_404
 
 
 def test_a_server_error_under_the_api_is_json_and_a_page_keeps_the_html_500(rf):
-    from changecontrol.api_errors import server_error
+    from common.api_errors import server_error
 
     response = server_error(rf.get("/api/v1/status"))
     assert response.status_code == 500 and response["Content-Type"].startswith("application/json")

@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from changecontrol import prepared_sql
 from changecontrol.api_auth import active_token
 from changecontrol.models import ApiToken
+from common import prepared_sql
 from tests.conftest import client_for
 
 

@@ -9,9 +9,9 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 
 from changecontrol import audit, roles, services
-from changecontrol.keys import keyring
 from changecontrol.models import AuditCheckpoint, AuditEvent, checkpoint_statement
-from changecontrol.signing import Keyring, generate_private_key_pem
+from common.keys import keyring
+from common.signing import Keyring, generate_private_key_pem
 from tests.conftest import HIGH_RISK, LOW_RISK, PASSWORD, open_change_request
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 
 from changecontrol import services
-from changecontrol.errors import InvalidState, ReauthenticationFailed, SeparationOfDutiesViolation, ValidationFailed
 from changecontrol.models import AuditEvent, ChangeRequest, Signature
+from common.errors import InvalidState, ReauthenticationFailed, SeparationOfDutiesViolation, ValidationFailed
 from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request
 
 

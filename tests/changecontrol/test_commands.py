@@ -215,9 +215,9 @@ def _counts() -> dict[str, int]:
 
 
 def test_seed_demo_twice_creates_nothing_new_the_second_time(settings, monkeypatch):
-    from changecontrol import demo
+    from config import demo
 
-    monkeypatch.setattr(demo, "EXTENSIONS", ())  # the core seed alone: not even an audit event the second time
+    monkeypatch.setattr(demo, "APP_DEMOS", ())  # the core seed alone: not even an audit event the second time
     settings.DEBUG = True
     first, _ = run("seed_demo")
     after_first = _counts()
@@ -231,7 +231,7 @@ def test_seed_demo_twice_creates_nothing_new_the_second_time(settings, monkeypat
 
 
 def test_seed_demo_with_every_app_twice_adds_no_records(settings):
-    from approvals.models import Deployment
+    from runtime.models import Deployment
 
     settings.DEBUG = True
     run("seed_demo")
@@ -277,20 +277,21 @@ def test_seed_demo_refuses_to_run_with_debug_off(settings):
     assert not User.objects.exists()
 
 
-def test_seed_demo_offers_its_context_to_the_other_apps(settings, monkeypatch):
-    import sys
-    import types
-
-    from changecontrol import demo
+def test_seed_demo_offers_its_context_to_every_app_demo(settings, monkeypatch):
+    from changecontrol import demo as core_demo
+    from config import demo
 
     seen = []
-    fake = types.ModuleType("approvals.demo")
-    fake.seed = seen.append
-    monkeypatch.setitem(sys.modules, "approvals.demo", fake)
+
+    class AppDemo:
+        __name__ = "an app's demo"
+        seed = staticmethod(seen.append)
+
+    monkeypatch.setattr(demo, "APP_DEMOS", (AppDemo,))
     settings.DEBUG = True
     with transaction.atomic():
         run("seed_demo")
     [context] = seen
-    assert isinstance(context, demo.DemoContext)
+    assert isinstance(context, core_demo.DemoContext)
     assert set(context.products) == {"rsd", "lab"} and context.people["grace"].username == "grace"
-    assert context.password == demo.DEMO_PASSWORD
+    assert context.password == core_demo.DEMO_PASSWORD

@@ -131,7 +131,7 @@ def test_the_task_is_acks_late_and_retries_transient_errors():
 
 
 def test_reprocess_request_is_audited_and_refused_while_processing(upload, artifact, release_manager):
-    from changecontrol.errors import InvalidState
+    from common.errors import InvalidState
     from evidence import services
 
     evidence = evidence_of(upload(DIGEST, "junit", JUNIT))

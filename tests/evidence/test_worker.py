@@ -20,7 +20,7 @@ JUNIT = b'<testsuite name="w"><testcase classname="worker" name="test_REQ-001 ru
 
 @pytest.fixture
 def celery_worker_process(transactional_db, private_media, settings):
-    from changecontrol.celery import app
+    from config.celery import app
 
     settings_dict = connection.settings_dict
     database_url = (
@@ -42,7 +42,7 @@ def celery_worker_process(transactional_db, private_media, settings):
                 "-m",
                 "celery",
                 "-A",
-                "changecontrol",
+                "config",
                 "worker",
                 "--pool=solo",
                 "-Q",

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from changecontrol.signing import Keyring, generate_private_key_pem
+from common.signing import Keyring, generate_private_key_pem
 
 
 class Command(BaseCommand):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from changecontrol.api_auth import token_create
-from changecontrol.errors import ValidationFailed
 from changecontrol.management.commands._shared import account_ensure, products_named
 from changecontrol.models import ApiToken
+from common.errors import ValidationFailed
 
 
 class Command(BaseCommand):

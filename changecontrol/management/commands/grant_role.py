@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from changecontrol import roles
-from changecontrol.errors import ValidationFailed
 from changecontrol.management.commands._shared import products_named, user_named
 from changecontrol.models import Role
+from common.errors import ValidationFailed
 
 
 class Command(BaseCommand):

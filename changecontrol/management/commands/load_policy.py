@@ -7,8 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from changecontrol import services
-from changecontrol.errors import DomainError
 from changecontrol.management.commands._shared import products_named, user_named
+from common.errors import DomainError
 
 
 class Command(BaseCommand):

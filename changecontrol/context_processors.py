@@ -1,5 +1,0 @@
-from django.conf import settings
-
-
-def custody(request):
-    return {"custody_version": settings.CUSTODY_VERSION}

@@ -1,0 +1,90 @@
+"""Every API error is JSON `{"error": "<code>", "detail": "<sentence a human can act on>", ...}` (DESIGN §7)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from common.errors import DomainError
+
+_CODES = {
+    400: "invalid_input",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+    500: "server_error",
+}
+
+NOT_FOUND_DETAIL = "Not found, or not visible to you with these credentials."
+# Said whenever a request carries no credentials at all (or a scheme other than Bearer).
+HOW_TO_AUTHENTICATE = "Authentication credentials were not provided: send Authorization: Bearer <token>, or sign in."
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith("/api/")
+
+
+def error_response(status_code: int, detail: str) -> JsonResponse:
+    """The §7 error shape for answers given outside DRF's views (middleware, Django's error handlers)."""
+    return JsonResponse({"error": _CODES.get(status_code, "error"), "detail": detail}, status=status_code)
+
+
+def not_found(request, exception=None):
+    """handler404: a path no route matches is the §7 JSON 404 under /api/, and the HTML page elsewhere."""
+    if is_api_path(request.path_info):
+        return error_response(
+            404, "No API path matches this URL: the paths are listed at /api/v1/docs/ (and /api/v1/schema/)."
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: CI scripts parse API errors as JSON, even this one; pages keep the HTML page."""
+    if is_api_path(request.path_info):
+        return error_response(
+            500,
+            "Custody failed to answer this request. Try again; if it keeps failing, give an administrator the "
+            "X-Request-ID header of this response.",
+        )
+    return defaults.server_error(request)
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response({"error": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status)
+    if isinstance(exc, Http404):
+        return Response({"error": "not_found", "detail": NOT_FOUND_DETAIL}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, exceptions.APIException):
+        body = {"error": _CODES.get(exc.status_code, "error"), "detail": _flatten(exc.detail)}
+        if isinstance(exc, exceptions.NotAuthenticated) and exc.detail == exceptions.NotAuthenticated.default_detail:
+            body["detail"] = HOW_TO_AUTHENTICATE
+        if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
+            body["detail"] = "The request is not valid: " + _flatten(exc.detail)
+            body["fields"] = exc.detail
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            headers["WWW-Authenticate"] = 'Bearer realm="custody"'
+            return Response(body, status=status.HTTP_401_UNAUTHORIZED, headers=headers)
+        return Response(body, status=exc.status_code, headers=headers)
+    return None

@@ -1,0 +1,265 @@
+"""Custody settings: every value comes from the environment (documented in docs/configuration.md)."""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from common.env import env_bool, env_int, env_list, env_str, redis_next_database, require_in_production
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("CUSTODY_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("CUSTODY_DEBUG", False)
+# Production refuses to start without its secrets (issue: no silent fallback to a development default).
+require_in_production(["SECRET_KEY", "DATABASE_URL", "REDIS_URL"], debug=DEBUG)
+
+SECRET_KEY = env_str("SECRET_KEY", "development-only-not-secret")
+ALLOWED_HOSTS = env_list("CUSTODY_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CUSTODY_CSRF_TRUSTED_ORIGINS", [])
+CUSTODY_VERSION = "0.1.0"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "guardian",
+    # Custody's apps, from the ground up: each imports only the apps listed before it (docs/architecture.md).
+    "changecontrol",
+    "alerts",
+    "evidence",
+    "traceability",
+    "approvals",
+    "runtime",
+    "reports",
+    "home",
+    "config",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "common.middleware.RequestContextMiddleware",
+    "common.middleware.RefuseUnstorableInputMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "changecontrol.middleware.IdleSessionTimeoutMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "config.context_processors.custody",
+            ],
+        },
+    },
+]
+
+# Embedded default: SQLite under var/. Production and tests: DATABASE_URL (PostgreSQL).
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'custody.sqlite3'}"),
+        conn_max_age=env_int("CUSTODY_DB_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # SQLite cannot make the alert outbox's one-alert-per-fact constraint (NULLS NOT DISTINCT). The embedded default
+    # is one process with in-process tasks, so no two callers race to raise the same alert; PostgreSQL enforces it.
+    SILENCED_SYSTEM_CHECKS = ["models.W047"]
+elif env_bool("CUSTODY_DB_PREPARED_STATEMENTS", True):
+    # Lets common.prepared_sql prepare the hot-path statements (token lookup, status stamp). Django's own
+    # cursors bind on the client and never prepare, whatever this says. Off behind a transaction-mode pooler.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "changecontrol.User"
+AUTHENTICATION_BACKENDS = [
+    "changecontrol.auth.LockoutModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous people see nothing
+GUARDIAN_RAISE_403 = False
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+PASSWORD_HASHERS = env_list(
+    "CUSTODY_PASSWORD_HASHERS",
+    ["django.contrib.auth.hashers.PBKDF2PasswordHasher"],
+)
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# Part 11 §11.300(d): lock an account after repeated failed sign-ins or signature attempts.
+CUSTODY_LOCKOUT_THRESHOLD = env_int("CUSTODY_LOCKOUT_THRESHOLD", 5, minimum=1)
+CUSTODY_LOCKOUT_MINUTES = env_int("CUSTODY_LOCKOUT_MINUTES", 30, minimum=0)  # 0: until an administrator unlocks
+# Part 11 §11.200(a)(1)(ii): sessions end after inactivity.
+CUSTODY_IDLE_TIMEOUT_MINUTES = env_int("CUSTODY_IDLE_TIMEOUT_MINUTES", 15, minimum=1)
+SESSION_COOKIE_AGE = env_int("CUSTODY_SESSION_MAX_HOURS", 12, minimum=1) * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("CUSTODY_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CUSTODY_BEHIND_TLS_PROXY", False) else None
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("CUSTODY_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+MEDIA_ROOT = Path(env_str("CUSTODY_MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": env_str("CUSTODY_EVIDENCE_STORAGE", "django.core.files.storage.FileSystemStorage")},
+    # Production serves hashed, compressed files collected by `collectstatic`; development and tests serve
+    # the source files as they are.
+    "staticfiles": {
+        "BACKEND": env_str(
+            "CUSTODY_STATIC_STORAGE",
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        )
+    },
+}
+
+# S3-compatible evidence storage (with `django-storages[s3]` installed and CUSTODY_EVIDENCE_STORAGE set to
+# storages.backends.s3.S3Storage): the bucket should have object lock, so stored evidence cannot be rewritten.
+# Credentials come from the standard AWS environment variables or the instance role, never from here.
+if "s3" in STORAGES["default"]["BACKEND"].lower():
+    STORAGES["default"]["OPTIONS"] = {
+        "bucket_name": env_str("CUSTODY_S3_BUCKET", ""),
+        "endpoint_url": env_str("CUSTODY_S3_ENDPOINT_URL", "") or None,
+        "region_name": env_str("CUSTODY_S3_REGION", "") or None,
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_auth": True,
+    }
+    if not STORAGES["default"]["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("CUSTODY_EVIDENCE_STORAGE is an S3 backend: set CUSTODY_S3_BUCKET to its bucket")
+
+# Evidence uploads: anything over the limit is refused with 413 before it is stored.
+CUSTODY_MAX_UPLOAD_BYTES = env_int("CUSTODY_MAX_UPLOAD_MB", 50, minimum=1) * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Custody's own Ed25519 signing key (manifests, bundles, audit checkpoints).
+CUSTODY_SIGNING_KEY_FILE = Path(env_str("CUSTODY_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "custody-signing.pem")))
+CUSTODY_SIGNING_KEY_AUTOCREATE = env_bool("CUSTODY_SIGNING_KEY_AUTOCREATE", DEBUG)
+CUSTODY_RETIRED_PUBLIC_KEY_FILES = env_list("CUSTODY_RETIRED_PUBLIC_KEY_FILES", [])
+# Key for encrypting stored CI-provider credentials (Fernet); derived from SECRET_KEY when unset.
+CUSTODY_CREDENTIALS_KEY = env_str("CUSTODY_CREDENTIALS_KEY", "")
+
+REDIS_URL = env_str("REDIS_URL", "")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Clearing a Django cache flushes its whole Redis database (FLUSHDB), and REDIS_URL's database holds the broker's
+# queued tasks and its queue bindings: the cache keeps a database of its own, so clearing it loses no task.
+CACHE_REDIS_URL = env_str("CUSTODY_CACHE_REDIS_URL", "") or (redis_next_database(REDIS_URL) if REDIS_URL else "")
+if REDIS_URL and CACHE_REDIS_URL.rstrip("/") == REDIS_URL.rstrip("/"):
+    raise ImproperlyConfigured(
+        "CUSTODY_CACHE_REDIS_URL must name another Redis database than REDIS_URL: clearing the cache would "
+        "flush the task queue"
+    )
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = env_bool("CUSTODY_TASKS_EAGER", not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env_str("CUSTODY_CELERY_QUEUE", "custody")
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoint": {
+        "task": "changecontrol.tasks.audit_checkpoint",
+        "schedule": env_int("CUSTODY_AUDIT_CHECKPOINT_MINUTES", 60, minimum=1) * 60,
+    },
+    # Re-queue alert deliveries whose retry is overdue (a lost broker message must not lose an alert).
+    "alerts-redeliver-due": {"task": "alerts.tasks.redeliver_due", "schedule": 60},
+    # Promotions whose approvals lapsed are marked expired (the status API already answers from expiry times).
+    "promotions-expire": {"task": "approvals.tasks.promotions_expire", "schedule": 300},
+    # Overdue break-glass retrospective reviews are alerted daily until signed (DESIGN §4.7).
+    "approvals-alert-overdue-reviews": {"task": "approvals.tasks.alert_overdue_reviews", "schedule": 24 * 3600},
+}
+# Webhook retry backoff in seconds, one entry per retry; after CUSTODY_ALERT_MAX_ATTEMPTS a delivery is dead.
+CUSTODY_ALERT_BACKOFF_SECONDS = [
+    int(s) for s in env_list("CUSTODY_ALERT_BACKOFF_SECONDS", ["30", "120", "600", "3600", "21600"])
+]
+CUSTODY_ALERT_MAX_ATTEMPTS = env_int("CUSTODY_ALERT_MAX_ATTEMPTS", 6, minimum=1)
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+EMAIL_BACKEND = env_str(
+    "CUSTODY_EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("CUSTODY_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("CUSTODY_EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("CUSTODY_FROM_EMAIL", "custody@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ADMINS = [("Custody administrators", address) for address in env_list("CUSTODY_ADMIN_EMAILS", [])]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "changecontrol.api_auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "common.api_errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers, refusing what the database cannot store (NUL) and JSON nested too deep: 400, never 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.api_parsers.JSONParser",
+        "common.api_parsers.MultiPartParser",
+        "common.api_parsers.FormParser",
+    ],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # `?format=csv` is ours (audit exports), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Custody API",
+    "DESCRIPTION": "Change control and release approvals for regulated software delivery. See DESIGN §7.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Choice sets that share a field name (`kind`, `state`, `status`) get a name of their own, not a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "PromotionStateEnum": "approvals.models.Promotion.State",
+        "TraceItemKindEnum": "changecontrol.models.TraceItem.Kind",
+        "GateStatusEnum": ["pass", "fail", "missing"],
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("CUSTODY_LOG_LEVEL", "INFO")},
+}

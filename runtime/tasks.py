@@ -1,0 +1,12 @@
+"""Celery tasks of the runtime record (thin: call one service)."""
+
+from celery import shared_task
+
+from runtime.deployments import break_glass_reviews_alert_overdue
+
+
+# The wire name queued messages and the beat schedule carry; kept when the task moved here (docs/architecture.md).
+@shared_task(acks_late=True, name="approvals.tasks.alert_overdue_reviews")
+def alert_overdue_reviews() -> list[str]:
+    """Alert every break-glass review past its window (Celery beat, daily; deduplicated per review per day)."""
+    return break_glass_reviews_alert_overdue()
