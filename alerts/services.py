@@ -28,6 +28,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertSubscription, Delivery, DeliveryAttempt, EventKind
 from changecontrol import audit
 from changecontrol.models import Product, User
+from common.canonical import jsonable
 from common.env import env_list
 from common.errors import ValidationFailed
 
@@ -206,7 +207,7 @@ def alert_raise(*, product: Product | None, event_kind: str, subject: str, body:
                     product=product,
                     event_kind=event_kind,
                     subject=subject[:300],
-                    body=audit.jsonable(body) or {},
+                    body=jsonable(body) or {},
                     dedupe_key=dedupe_key,
                     created_at=now,
                 )

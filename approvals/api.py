@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals import gates, selectors, services
+from approvals import status as approval_status
 from approvals.models import Decision, Promotion, Release
 from changecontrol.access import get_visible_or_404, require_scope, visible_product_ids
 from changecontrol.api import SignatureOutput, SignInput
@@ -74,7 +75,7 @@ def artifact_for(request, digest: str) -> Artifact:
 # ---------------------------------------------------------------- the status object (DESIGN §7), documented
 #
 # These serializers describe the status object for the OpenAPI schema only. The answer is built as a dict by
-# services.status_answer_for and returned as it is: the CI gate's hot path never serializes through them.
+# approval_status.status_answer_for and returned as it is: the CI gate's hot path never serializes through them.
 
 
 class StatusPolicyOutput(serializers.Serializer):
@@ -208,7 +209,7 @@ class PromotionOutput(serializers.ModelSerializer):
 
     @extend_schema_field(StatusOutput)
     def get_status(self, promotion) -> dict:
-        answer = services.promotion_status(promotion)
+        answer = approval_status.promotion_status(promotion)
         answer.pop("_inputs", None)
         return answer
 
@@ -301,7 +302,7 @@ class PromotionCreateApi(APIView):
         require_scope(token_of(request), "releases:write")
         data = _valid(PromotionRequestInput, request.data)
         promotion = services.promotion_request(release=release, environment_key=data["environment"], actor=request.user)
-        answer = services.promotion_status(promotion)
+        answer = approval_status.promotion_status(promotion)
         answer.pop("_inputs", None)
         body = {
             "id": promotion.human_id,
@@ -404,7 +405,7 @@ class StatusApi(APIView):
             found = selectors.status_key(digest=digest, environment_key=key, product_ids=visible)
         if found is None:
             raise Http404
-        return Response(services.status_answer_for(found=found, environment_key=key))
+        return Response(approval_status.status_answer_for(found=found, environment_key=key))
 
 
 class DecisionOutput(serializers.ModelSerializer):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from approvals import services
+from approvals import services, sod
+from approvals import status as approval_status
 from approvals.models import Promotion, Release
 from changecontrol.models import ChangeRequest, User
 from changecontrol.roles import roles_of
@@ -90,7 +91,7 @@ def seed(context) -> None:
             _sign_missing(context, promotion, preferred=reviewer)
             promotion.refresh_from_db()
             if promotion.state != Promotion.State.APPROVED:
-                reasons = services.promotion_status(promotion)["reasons"]
+                reasons = approval_status.promotion_status(promotion)["reasons"]
                 out.write(
                     f"approvals demo: {promotion.human_id} ({release} → "
                     f"{environment}) waits: {'; '.join(reasons[:3])}\n"
@@ -102,13 +103,12 @@ def seed(context) -> None:
 def _sign_missing(context, promotion: Promotion, *, preferred: User) -> None:
     """Each missing role signed by a demo person who holds it and whom separation of duties allows."""
     people = [preferred, *[p for p in context.people.values() if p.pk != preferred.pk]]
-    for role in services.promotion_status(promotion)["approvals"]["missing"]:
+    for role in approval_status.promotion_status(promotion)["approvals"]["missing"]:
         signer = next(
             (
                 p
                 for p in people
-                if role in roles_of(p, promotion.release.product)
-                and services.sod_refusal(promotion=promotion, signer=p) is None
+                if role in roles_of(p, promotion.release.product) and sod.refusal(promotion=promotion, signer=p) is None
             ),
             None,
         )

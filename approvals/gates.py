@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from changecontrol.policy import SEVERITIES, CelError, GateRule, evaluate_cel
+from common.times import parse_timestamp
 
 PASS, FAIL, MISSING = "pass", "fail", "missing"
 APPROVED_CR_STATES = ("approved", "implemented", "closed")
@@ -411,12 +412,6 @@ def evaluate_gates(*, rules, after: str | None, facts: Mapping) -> list[dict]:
 # ---------------------------------------------------------------- the decision
 
 
-def _parse_time(value):
-    from django.utils.dateparse import parse_datetime
-
-    return parse_datetime(value) if isinstance(value, str) else value
-
-
 def approvals_state(
     *,
     required: tuple[str, ...] | list[str],
@@ -435,7 +430,7 @@ def approvals_state(
     for signature in signatures:
         if signature["meaning"] != "approved" or signature.get("invalidated"):
             continue
-        expires_at = _parse_time(signature.get("expires_at"))
+        expires_at = parse_timestamp(signature.get("expires_at"))
         who = f"{signature['printed_name']}'s approval as {signature['role']}"
         if expires_at is not None and at >= expires_at:
             notes.append(f"{who} expired at {expires_at:%Y-%m-%d %H:%M} UTC: it must be signed again")

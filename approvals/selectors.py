@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +13,7 @@ from changecontrol.access import visible_product_ids
 from changecontrol.models import ApiToken, ChangeRequest, Environment, Signature, User, record_type
 from changecontrol.roles import role_map
 from common import prepared_sql
+from common.canonical import canonical_sha256
 from evidence.models import (
     Artifact,
     CoverageFile,
@@ -31,10 +30,6 @@ COUNTING = Q(state=Evidence.State.PARSED, verdict__in=[Evidence.Verdict.SIGNED, 
 SBOM_TYPES = (Evidence.Type.CYCLONEDX, Evidence.Type.SPDX)
 SCAN_TYPES = (Evidence.Type.GRYPE, Evidence.Type.TRIVY, Evidence.Type.OSV)
 COVERAGE_TYPES = (Evidence.Type.COBERTURA, Evidence.Type.LCOV)
-
-
-def canonical_sha256(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------- visibility

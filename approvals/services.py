@@ -1,32 +1,34 @@
-"""Writes of the approvals app: releases, promotions, their signatures, and the status answer.
+"""Writes of the approvals app: releases, promotions, their signatures, and the decisions stored for each digest.
 
-Each write is one transaction that locks, checks state, writes and audits (STYLE.md). The status answer is
-computed by `promotion_status` from the release's facts and the pure `gates.decide`, and stored as a
-Decision whenever it changes.
+Each write is one transaction that locks, checks state, writes and audits (STYLE.md). Every input a promotion
+depends on ends in `_settle`, which approves it when its gates pass and its approvals are complete and stores the
+status answer whenever it changed; the answer itself is computed read-only by `approvals.status`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
 
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals import gates, selectors
+from approvals import gates, selectors, sod, status
 from approvals.models import Decision, Promotion, Release
 from changecontrol import audit, esign
 from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Product, Role, Signature, User
 from changecontrol.roles import has_role, roles_of
 from changecontrol.services import active_policy
-from common.errors import Conflict, InvalidState, NotFound, NotPermitted, ValidationFailed
-from evidence.models import Artifact, Build, BuildCommit
+from common.canonical import canonical_json, canonical_sha256
+from common.errors import Conflict, InvalidState, NotPermitted, ValidationFailed
+from common.keys import keyring
+from evidence.models import Artifact
 from traceability.services import trace_baseline_take
 
 RELEASE_WRITER_ROLES = (Role.RELEASE_MANAGER,)
+# /2: signed over the canonical encoding (common.canonical); /1 escaped non-ASCII characters (see manifest_bytes).
+MANIFEST_FORMAT = "custody-release-manifest/2"
 REVIEWER_ROLES = (Role.QUALITY, Role.SECURITY, Role.PRODUCT)
 # A version is one path segment of /api/v1/releases/{product}/{version} and of the release page's URL, so it
 # holds only characters that need no escaping there: semver (7.2.4, 1.0.0-rc.1, 1.0.0+build.5) and calendar
@@ -171,7 +173,7 @@ def _release_content(release: Release) -> dict:
 def release_manifest(release: Release) -> dict[str, Any]:
     """The canonical content of a frozen release: what its baseline, signatures and packets refer to."""
     return {
-        "format": "custody-release-manifest/1",
+        "format": MANIFEST_FORMAT,
         "product": release.product.key,
         "version": release.version,
         "artifacts": [
@@ -187,15 +189,12 @@ def release_manifest(release: Release) -> dict[str, Any]:
 
 def _release_freeze(release: Release, *, actor: User) -> None:
     """Freeze at the first promotion request: sign the manifest with Custody's key and take the trace baseline."""
-    from common.keys import keyring
-
     manifest = release_manifest(release)
     manifest["frozen_at"] = timezone.now().isoformat()
-    encoded = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-    signed = keyring().sign(encoded)
+    signed = keyring().sign(canonical_json(manifest))
     release.frozen_at = timezone.now()
     release.manifest = manifest
-    release.manifest_sha256 = selectors.canonical_sha256(manifest)
+    release.manifest_sha256 = canonical_sha256(manifest)
     release.manifest_key_id = signed.key_id
     release.manifest_signature = signed.signature_b64
     release.save(update_fields=["frozen_at", "manifest", "manifest_sha256", "manifest_key_id", "manifest_signature"])
@@ -214,7 +213,10 @@ def _release_freeze(release: Release, *, actor: User) -> None:
 
 
 def manifest_bytes(release: Release) -> bytes:
-    return json.dumps(release.manifest, sort_keys=True, separators=(",", ":")).encode()
+    """The bytes Custody signed when the release froze (the canonical encoding of its manifest)."""
+    # Manifests of format /1 (frozen by Custody 0.1) were signed over ASCII-escaped bytes; they still verify.
+    legacy = release.manifest.get("format") == "custody-release-manifest/1"
+    return canonical_json(release.manifest, ascii_only=legacy)
 
 
 # ---------------------------------------------------------------- promotions
@@ -291,7 +293,7 @@ def _promotion_request(*, release: Release, environment_key: str, actor: User) -
         before={"state": "requested"},
         after={"state": promotion.state},
     )
-    _approve_if_allowed(promotion, actor=None)
+    _settle(promotion, actor=actor)
     if promotion.state == Promotion.State.AWAITING_APPROVAL:
         _alert_approval_requested(promotion)
     return promotion
@@ -316,10 +318,16 @@ def _alert_approval_requested(promotion: Promotion) -> None:
     )
 
 
-def _approve_if_allowed(promotion: Promotion, *, actor: User | None) -> dict:
-    """Move an awaiting promotion to approved when gates pass and approvals are complete (caller holds the lock)."""
-    answer = promotion_status(promotion)
-    if promotion.state == Promotion.State.AWAITING_APPROVAL and answer["decision"] == "allowed":
+def _settle(promotion: Promotion, *, actor: User | None) -> status.Evaluation:
+    """Judge a locked, open promotion now; approve an awaiting one whose gates pass and approvals are complete, and
+    store the answer for each digest it answers for (when the answer changed). The caller holds the lock.
+
+    Every service that takes an input a promotion depends on (its request, a signature, a report that finished
+    processing, a change request decided, a policy activated) ends here, so the promotion's state and its stored
+    decisions follow the inputs, audited with the person whose input moved them; a status read never writes.
+    """
+    evaluation = status.evaluate(promotion)
+    if promotion.state == Promotion.State.AWAITING_APPROVAL and evaluation.answer["decision"] == "allowed":
         promotion.state = Promotion.State.APPROVED
         promotion.decided_at = timezone.now()
         promotion.save(update_fields=["state", "decided_at"])
@@ -330,33 +338,40 @@ def _approve_if_allowed(promotion: Promotion, *, actor: User | None) -> dict:
             before={"state": "awaiting_approval"},
             after={
                 "state": "approved",
-                "approvals": answer["approvals"]["signed"],
-                "policy_version": answer["policy"]["version"],
+                "approvals": evaluation.answer["approvals"]["signed"],
+                "policy_version": evaluation.policy.version,
             },
         )
-        answer = promotion_status(promotion)
-    return answer
+        evaluation = status.evaluate(promotion)
+    for artifact in promotion.release.artifacts.all():
+        if status.promotion_for_artifact(artifact=artifact, environment=promotion.environment) == promotion:
+            decision_record(
+                artifact=artifact, environment=promotion.environment, promotion=promotion, evaluation=evaluation
+            )
+    return evaluation
 
 
 @transaction.atomic
-def promotion_refresh(*, promotion: Promotion) -> Promotion:
-    """Re-evaluate an open promotion. An awaiting one is approved once its gates pass and its approvals are
-    complete. An approved one not yet deployed goes back to awaiting approval when its approvals no longer stand
-    (evidence that arrived after the signatures, DESIGN §4.5), so the reviewers can sign what they now see."""
+def promotion_refresh(*, promotion: Promotion, actor: User | None) -> Promotion:
+    """Re-judge an open promotion after one of its inputs changed, on behalf of `actor`, whose input it was.
+
+    An awaiting one is approved once its gates pass and its approvals are complete. An approved one not yet deployed
+    goes back to awaiting approval when its approvals no longer stand because of evidence that arrived after the
+    signatures (DESIGN §4.5), so the reviewers can sign what they now see."""
     promotion = _lock(promotion)
-    if promotion.state == Promotion.State.AWAITING_APPROVAL:
-        _approve_if_allowed(promotion, actor=None)
-    elif promotion.state == Promotion.State.APPROVED:
+    if promotion.state not in (Promotion.State.AWAITING_APPROVAL, Promotion.State.APPROVED):
+        return promotion
+    evaluation = _settle(promotion, actor=actor)
+    if promotion.state == Promotion.State.APPROVED:
         # Only new evidence reopens it: lapsed approvals expire the promotion instead (promotions_expire).
-        answer = promotion_status(promotion)
-        inputs = answer["_inputs"]
+        answer, inputs = evaluation.answer, evaluation.inputs
         standing = [s for s in inputs["signatures"] if s["meaning"] == "approved" and not s["invalidated"]]
         seen = {s["evidence_sha256"] for s in standing} - {None}
         if answer["approvals"]["missing"] and seen - {inputs["evidence_sha256"]}:
             promotion.state = Promotion.State.AWAITING_APPROVAL
             promotion.save(update_fields=["state"])
             audit.record(
-                actor=None,
+                actor=actor,
                 action="promotion.reopened",
                 obj=promotion,
                 before={"state": "approved"},
@@ -366,64 +381,73 @@ def promotion_refresh(*, promotion: Promotion) -> Promotion:
     return promotion
 
 
+def promotions_refresh(*, promotion_ids: list[int], actor: User | None) -> list[str]:
+    """Re-judge these promotions, each in its own transaction (a task queued on commit calls this)."""
+    refreshed = []
+    for promotion in Promotion.objects.filter(pk__in=promotion_ids, state__in=Promotion.OPEN_STATES).order_by("pk"):
+        refreshed.append(f"{promotion.human_id} {promotion_refresh(promotion=promotion, actor=actor).state}")
+    return refreshed
+
+
+# ---------------------------------------------------------------- stored decisions
+
+
+def decision_record(
+    *, artifact: Artifact, environment: Environment, promotion: Promotion | None, evaluation: status.Evaluation
+) -> Decision:
+    """Store the status answer for a digest and environment when it differs from the last one stored (DESIGN §6:
+    records are what was decided); return the decision that now stands."""
+    answer = evaluation.answer
+    answer_sha = status.answer_sha256(answer)
+    last = selectors.latest_decision(artifact_id=artifact.pk, environment_id=environment.pk)
+    if (
+        last is not None
+        and last.policy_version_id == evaluation.policy.pk
+        and status.answer_sha256(
+            {"decision": last.decision, "gates": last.gates, "approvals": last.approvals, "reasons": last.reasons}
+        )
+        == answer_sha
+    ):
+        return last
+    return Decision.objects.create(
+        artifact=artifact,
+        environment=environment,
+        promotion=promotion,
+        decision=answer["decision"],
+        gates=answer["gates"],
+        approvals=answer["approvals"],
+        reasons=answer["reasons"],
+        policy_version=evaluation.policy,
+        inputs=evaluation.inputs,
+        inputs_sha256=canonical_sha256(evaluation.inputs),
+        answer_sha256=answer_sha,
+        evaluated_at=evaluation.at,
+    )
+
+
+def decision_for_deployment(*, artifact: Artifact, environment: Environment) -> Decision | None:
+    """The decision a deployment acted on: the status answer at this moment, stored if it is new."""
+    policy = active_policy(artifact.product)
+    if policy is None:
+        return None
+    promotion = status.promotion_for_artifact(artifact=artifact, environment=environment)
+    if promotion is not None:
+        return decision_record(
+            artifact=artifact, environment=environment, promotion=promotion, evaluation=status.evaluate(promotion)
+        )
+    now = timezone.now()
+    inputs = status.status_inputs(promotion=None, environment=environment, policy=policy)
+    answer = status.answer_from(policy=policy, environment_key=environment.key, inputs=inputs, at=now)
+    evaluation = status.Evaluation(policy=policy, inputs=inputs, answer=answer, at=now)
+    return decision_record(artifact=artifact, environment=environment, promotion=None, evaluation=evaluation)
+
+
 def _lock(promotion: Promotion) -> Promotion:
     return (
         Promotion.objects.select_for_update(of=("self",))
         .select_related("release", "release__product", "environment", "requester", "policy_version")
         .get(pk=promotion.pk)
     )
-
-
-# ---------------------------------------------------------------- separation of duties
-
-
-def sod_refusal(*, promotion: Promotion, signer: User) -> esign.Refusal | None:
-    """The first separation-of-duties rule that excludes this signer from approving, or None."""
-    release = promotion.release
-    if signer.pk == promotion.requester_id:
-        return esign.Refusal(
-            "sod.requester_cannot_sign", f"you requested {promotion.human_id}, so you cannot approve it"
-        )
-    builds = Build.objects.filter(artifacts__releases=release).distinct()
-    email = (signer.email or "").strip().lower()
-    if email and BuildCommit.objects.filter(build__in=builds, author_email__iexact=email).exists():
-        return esign.Refusal(
-            "sod.commit_author_cannot_sign",
-            f"you ({email}) authored a commit in {release}, so you cannot approve its promotion",
-        )
-    identities = {signer.username.lower(), *([email] if email else [])}
-    for build in builds:
-        if build.registered_by_id == signer.pk or build.builder_identity.strip().lower() in identities:
-            return esign.Refusal(
-                "sod.builder_cannot_sign",
-                f"you are the builder of {build.human_id} in {release}, so you cannot approve its promotion",
-            )
-    for change_request in release.change_requests.all():
-        if change_request.requester_id == signer.pk or change_request.authors.filter(pk=signer.pk).exists():
-            return esign.Refusal(
-                "sod.change_author_cannot_sign",
-                f"you requested or wrote {change_request.human_id}, which "
-                f"{release} delivers, so you cannot approve its promotion",
-            )
-    # DESIGN §4.5: whoever shipped the release's digests anywhere does not also approve where they go next.
-    # Deployments are the runtime app's records, above this one: they are reached through the relation it
-    # declares on each artifact (`artifact.deployments`), never by importing it.
-    deployment = min(
-        (
-            found
-            for artifact in release.artifacts.all()
-            for found in artifact.deployments.filter(deployer=signer).select_related("environment")
-        ),
-        key=lambda found: (found.deployed_at, found.pk),
-        default=None,
-    )
-    if deployment is not None:
-        return esign.Refusal(
-            "sod.deployer_cannot_sign",
-            f"you deployed {release} to {deployment.environment.key} ({deployment.human_id}), "
-            "so you cannot approve its promotion",
-        )
-    return None
 
 
 # ---------------------------------------------------------------- signatures
@@ -468,7 +492,7 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
     held = roles_of(signer, product)
     # 2. Separation of duties first, so the person excluded hears the rule (a rejection only ever stops a release).
     if meaning == Signature.Meaning.APPROVED:
-        refusal = sod_refusal(promotion=promotion, signer=signer)
+        refusal = sod.refusal(promotion=promotion, signer=signer)
         if refusal is not None:
             raise refusal
     # 3. Who may sign at all: someone holding a role the policy asks for here.
@@ -539,8 +563,7 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
             after={"state": "rejected"},
             reason=comment,
         )
-    else:
-        _approve_if_allowed(promotion, actor=signer)
+    _settle(promotion, actor=signer)
     return signature
 
 
@@ -611,7 +634,7 @@ def promotions_expire(*, at=None) -> list[str]:
         .select_related("release", "release__product", "environment", "policy_version")
     )
     for promotion in candidates:
-        answer = promotion_status(promotion, at=at)
+        answer = status.evaluate(promotion, at=at).answer
         if answer["approvals"]["missing"]:
             promotion.state = Promotion.State.EXPIRED
             promotion.save(update_fields=["state"])
@@ -623,224 +646,6 @@ def promotions_expire(*, at=None) -> list[str]:
                 after={"state": "expired", "missing": answer["approvals"]["missing"]},
                 reason="approvals lapsed before deployment (policy valid_for_hours)",
             )
+            _settle(promotion, actor=None)
             expired.append(promotion.human_id)
     return expired
-
-
-# ---------------------------------------------------------------- the status answer
-
-
-def _signature_inputs(promotion: Promotion) -> list[dict]:
-    return [
-        {
-            "signer": s.signer.username,
-            "printed_name": s.printed_name,
-            "role": s.role,
-            "meaning": s.meaning,
-            "signed_at": s.signed_at.isoformat(),
-            "expires_at": s.expires_at.isoformat() if s.expires_at else None,
-            "invalidated": s.invalidated_at is not None,
-            "policy_version": s.policy_version.version if s.policy_version_id else None,
-            "evidence_sha256": (s.content or {}).get("evidence_sha256"),
-        }
-        for s in selectors.promotion_signatures(promotion).select_related("policy_version")
-    ]
-
-
-def status_inputs(*, promotion: Promotion | None, environment: Environment, policy: PolicyVersion) -> dict[str, Any]:
-    """Everything `gates.decide` reads, as JSON (stored with each Decision for replay)."""
-    if promotion is None:
-        return {"promotion": None, "policy_version": policy.version}
-    rule = policy.document.environment(environment.key)
-    facts = selectors.release_facts(release=promotion.release, environment_key=environment.key, after=rule.after)
-    return {
-        "promotion": {
-            "id": promotion.human_id,
-            "state": promotion.state,
-            "tier": promotion.tier,
-            "rejection_reason": promotion.rejection_reason,
-            "requested_by": promotion.requester.username,
-        },
-        "facts": facts,
-        "signatures": _signature_inputs(promotion),
-        "policy_version": policy.version,
-        "evidence_sha256": selectors.evidence_snapshot_sha256(facts),
-    }
-
-
-def _policy_block(policy: PolicyVersion) -> dict:
-    return {"name": policy.document.name, "version": policy.version, "digest": f"sha256:{policy.sha256}"}
-
-
-def answer_from(*, policy: PolicyVersion, environment_key: str, inputs: dict, at) -> dict:
-    return gates.decide(document=policy.document, environment_key=environment_key, inputs=inputs, at=at)
-
-
-def promotion_status(promotion: Promotion, *, at=None) -> dict[str, Any]:
-    """The status object of DESIGN §7 for a promotion (no write)."""
-    at = at or timezone.now()
-    policy = active_policy(promotion.release.product)
-    inputs = status_inputs(promotion=promotion, environment=promotion.environment, policy=policy)
-    answer = answer_from(policy=policy, environment_key=promotion.environment.key, inputs=audit.jsonable(inputs), at=at)
-    return {
-        "decision": answer["decision"],
-        "product": promotion.release.product.key,
-        "release": promotion.release.version,
-        "promotion": promotion.human_id,
-        "environment": promotion.environment.key,
-        "policy": _policy_block(policy),
-        "gates": answer["gates"],
-        "approvals": answer["approvals"],
-        "reasons": answer["reasons"],
-        "evaluated_at": at.isoformat(),
-        "_inputs": inputs,
-    }
-
-
-def promotion_for_artifact(*, artifact: Artifact, environment: Environment) -> Promotion | None:
-    """The promotion that answers for a digest: the newest one of a release containing it into the environment."""
-    return (
-        Promotion.objects.filter(environment=environment, release__artifacts=artifact)
-        .select_related("release", "release__product", "environment", "requester", "policy_version")
-        .order_by("-id")
-        .first()
-    )
-
-
-# The stamp covers every input and expiry bounds the lifetime, so the timeout only limits memory use.
-CACHE_SECONDS = 600
-
-
-class _LocalAnswers:
-    """A small per-process LRU in front of the shared cache: keys name their inputs, so no entry can go stale
-    (a changed input is a different key), and `valid_until` is checked on every read all the same."""
-
-    def __init__(self, size: int = 4096):
-        import threading
-        from collections import OrderedDict
-
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key: str):
-        with self.lock:
-            value = self.items.get(key)
-            if value is not None:
-                self.items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value) -> None:
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.items.clear()
-
-
-_local_answers = _LocalAnswers()
-
-
-def status_answer(*, artifact: Artifact, environment_key: str) -> dict[str, Any]:
-    """The CI gate for an artifact already in hand (see status_answer_for)."""
-    found = selectors.status_key(artifact_id=artifact.pk, environment_key=environment_key)
-    if found is None:
-        raise NotFound(f"artifact {artifact.digest} no longer exists")
-    return status_answer_for(found=found, environment_key=environment_key, artifact=artifact)
-
-
-def status_answer_for(
-    *, found: selectors.StatusKey, environment_key: str, artifact: Artifact | None = None
-) -> dict[str, Any]:
-    """The CI gate: cached by inputs stamp, never beyond the earliest approval expiry; stored when it changes.
-
-    `found` (selectors.status_key) names the artifact, environment and stamp, so a cached answer costs no other
-    query; the artifact is loaded only to compute a fresh answer."""
-    if found.environment_id is None:
-        known = ", ".join(Environment.objects.filter(product_id=found.product_id).values_list("key", flat=True))
-        raise NotFound(f"{found.product_key} has no environment {environment_key!r} (environments: {known})")
-    key = f"custody:status:{found.artifact_id}:{found.environment_id}:{found.stamp}"
-    now = timezone.now()
-    cached = _local_answers.get(key) or cache.get(key)
-    if cached is not None and cached["valid_until"] > now.timestamp():
-        _local_answers.put(key, cached)
-        return cached["body"]
-    if artifact is None:
-        artifact = Artifact.objects.select_related("product").get(pk=found.artifact_id)
-    environment = Environment.objects.get(pk=found.environment_id)
-    promotion = promotion_for_artifact(artifact=artifact, environment=environment)
-    policy = active_policy(artifact.product)
-    if policy is None:
-        raise InvalidState(f"{artifact.product.key} has no active policy, so no decision can be made")
-    if promotion is not None and promotion.state in (Promotion.State.AWAITING_APPROVAL, Promotion.State.APPROVED):
-        promotion = promotion_refresh(promotion=promotion)
-    inputs = audit.jsonable(status_inputs(promotion=promotion, environment=environment, policy=policy))
-    answer = answer_from(policy=policy, environment_key=environment.key, inputs=inputs, at=now)
-    body = {
-        "decision": answer["decision"],
-        "product": artifact.product.key,
-        "release": promotion.release.version if promotion else None,
-        "promotion": promotion.human_id if promotion else None,
-        "environment": environment.key,
-        "policy": _policy_block(policy),
-        "gates": answer["gates"],
-        "approvals": answer["approvals"],
-        "reasons": answer["reasons"],
-        "evaluated_at": now.isoformat(),
-    }
-    _decision_store(
-        artifact=artifact,
-        environment=environment,
-        promotion=promotion,
-        policy=policy,
-        inputs=inputs,
-        answer=answer,
-        at=now,
-    )
-    # Never serve an "allowed" past the moment a signature lapses.
-    expiries = [
-        gates._parse_time(s["expires_at"]) for s in answer["approvals"].get("signers", []) if s.get("expires_at")
-    ]
-    valid_until = min([now + timedelta(seconds=CACHE_SECONDS), *expiries]).timestamp()
-    cache.set(key, {"body": body, "valid_until": valid_until}, timeout=CACHE_SECONDS)
-    _local_answers.put(key, {"body": body, "valid_until": valid_until})
-    return body
-
-
-def _answer_sha256(answer: dict) -> str:
-    return selectors.canonical_sha256({k: answer[k] for k in ("decision", "gates", "approvals", "reasons")})
-
-
-def _decision_store(*, artifact, environment, promotion, policy, inputs, answer, at) -> Decision | None:
-    """Store the answer when it differs from the last one stored for this digest and environment."""
-    answer_sha = _answer_sha256(answer)
-    last = selectors.latest_decision(artifact_id=artifact.pk, environment_id=environment.pk)
-    if last is not None and last.answer_sha256 == answer_sha and last.policy_version_id == policy.pk:
-        return None
-    return Decision.objects.create(
-        artifact=artifact,
-        environment=environment,
-        promotion=promotion,
-        decision=answer["decision"],
-        gates=answer["gates"],
-        approvals=answer["approvals"],
-        reasons=answer["reasons"],
-        policy_version=policy,
-        inputs=inputs,
-        inputs_sha256=selectors.canonical_sha256(inputs),
-        answer_sha256=answer_sha,
-        evaluated_at=at,
-    )
-
-
-def decision_replay(decision: Decision) -> dict[str, Any]:
-    """Recompute a stored decision from its recorded inputs and policy version (for audits and tests)."""
-    answer = answer_from(
-        policy=decision.policy_version,
-        environment_key=decision.environment.key,
-        inputs=decision.inputs,
-        at=decision.evaluated_at,
-    )
-    return {**answer, "matches": _answer_sha256(answer) == decision.answer_sha256}

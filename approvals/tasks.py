@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from approvals import services
-from approvals.models import Promotion
+from changecontrol.models import User
 
 
 @shared_task(acks_late=True, name="approvals.tasks.promotions_expire")
@@ -12,10 +12,8 @@ def promotions_expire() -> list[str]:
     return services.promotions_expire()
 
 
-@shared_task(acks_late=True, name="approvals.tasks.promotion_refresh")
-def promotion_refresh(promotion_id: int) -> str | None:
-    """Re-evaluate one awaiting promotion (e.g. after its evidence finished processing); idempotent."""
-    promotion = Promotion.objects.filter(pk=promotion_id).first()
-    if promotion is None:
-        return None
-    return services.promotion_refresh(promotion=promotion).state
+@shared_task(acks_late=True, name="approvals.tasks.promotions_refresh")
+def promotions_refresh(promotion_ids: list[int], actor_id: int | None) -> list[str]:
+    """Re-judge open promotions after an input of theirs changed, on behalf of whoever made the input; idempotent."""
+    actor = User.objects.filter(pk=actor_id).first() if actor_id is not None else None
+    return services.promotions_refresh(promotion_ids=promotion_ids, actor=actor)

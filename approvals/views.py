@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from approvals import selectors, services
+from approvals import status as approval_status
 from approvals.models import Promotion, Release
 from changecontrol import selectors as cc_selectors
 from changecontrol.access import get_visible_or_404
@@ -101,7 +102,7 @@ def _what_changes(promotion: Promotion) -> dict:
 def promotion_detail(request, promotion_id: str):
     promotion = _promotion(request, promotion_id)
     release, product = promotion.release, promotion.release.product
-    status = services.promotion_status(promotion)
+    status = approval_status.promotion_status(promotion)
     inputs = status.pop("_inputs")
     held = roles_of(request.user, product)
     required = status["approvals"]["required"]

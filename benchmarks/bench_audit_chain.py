@@ -11,6 +11,7 @@ from django.db import transaction
 from benchmarks import Result, timed
 from changecontrol import audit
 from changecontrol.models import AuditChainHead, AuditEvent
+from common.canonical import canonical_json, jsonable
 
 EVENTS = int(os.environ.get("CUSTODY_BENCH_AUDIT_EVENTS", "100000"))
 BATCH = 5000
@@ -37,8 +38,8 @@ def _event(pk: int, previous_hash: str, at: datetime) -> AuditEvent:
         object_id=str(number),
         object_human_id=f"CR-{number}",
         object_version=str(pk % 7 + 1),
-        before=audit.jsonable({"state": "draft", "title": f"Recalibrate threshold {number}", "tier": "medium"}),
-        after=audit.jsonable(
+        before=jsonable({"state": "draft", "title": f"Recalibrate threshold {number}", "tier": "medium"}),
+        after=jsonable(
             {"state": "submitted", "title": f"Recalibrate threshold {number}", "tier": "high", "score": pk % 10}
         ),
         reason="benchmark event: replayed anonymised encounters reviewed with the clinical panel",
@@ -79,7 +80,7 @@ def run() -> list[Result]:
     records = [audit.event_fields(event) for event in AuditEvent.objects.order_by("pk").iterator(chunk_size=BATCH)]
 
     def hash_in_memory() -> int:
-        sha256, canonical = hashlib.sha256, audit.canonical_bytes
+        sha256, canonical = hashlib.sha256, canonical_json
         return sum(1 for record in records if sha256(canonical(record)).hexdigest())
 
     floor_seconds, hashed = timed(hash_in_memory)
@@ -92,7 +93,7 @@ def run() -> list[Result]:
             floor_seconds=floor_seconds,
             target_ratio=0.3,
             note="measured: `audit.verify_chain()` reading every event from the database and checking order, links, "
-            "hashes and the latest checkpoint; floor: `audit.canonical_bytes` + sha256 over the same records already "
+            "hashes and the latest checkpoint; floor: `common.canonical.canonical_json` + sha256 over the same records already "
             "fetched into memory.",
         )
     ]

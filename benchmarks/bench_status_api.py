@@ -255,7 +255,7 @@ def _populate() -> tuple[str, list[str]]:
                 policy_version=version,
                 expires_at=now + timedelta(hours=72),
             )
-        services.promotion_refresh(promotion=promotion)
+        services.promotion_refresh(promotion=promotion, actor=None)
         digests.append(artifacts[0].digest)
     return secret, digests
 

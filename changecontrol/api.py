@@ -14,10 +14,11 @@ from rest_framework.views import APIView
 
 from changecontrol import selectors, services
 from changecontrol.access import visible_products
-from changecontrol.api_base import change_request_for, product_for, query_moment, require_person, token_of
+from changecontrol.api_base import change_request_for, product_for, require_person, token_of
 from changecontrol.models import ChangeRequest, PolicyVersion, Product, Signature
 from common.errors import NotFound
 from common.keys import keyring
+from common.times import query_moment
 
 
 class SignatureOutput(serializers.ModelSerializer):
@@ -291,8 +292,8 @@ class AuditEventListApi(APIView):
             object_human_id=params.get("object", ""),
             actor=params.get("actor", ""),
             action=params.get("action", ""),
-            since=query_moment(params.get("since")),
-            until=query_moment(params.get("until"), end_of_day=True),
+            since=query_moment(params.get("since"), name="since"),
+            until=query_moment(params.get("until"), end_of_day=True, name="until"),
         )
         limit = (
             min(int(params.get("limit", "1000") or 1000), 100_000)

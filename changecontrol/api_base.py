@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time
 
 from django.http import Http404
-from django.utils.dateparse import parse_date, parse_datetime
 
 from changecontrol.access import get_visible_or_404, require_scope
 from changecontrol.models import ApiToken, ChangeRequest, Product
-from common.errors import NotPermitted, ValidationFailed
+from common.errors import NotPermitted
 
 
 def token_of(request) -> ApiToken | None:
@@ -51,20 +49,3 @@ def require_person(request, *, scope: str) -> None:
             "this action needs a person: use a session or a personal token, not a service account's token"
         )
     require_scope(token, scope)
-
-
-def query_moment(value, *, end_of_day: bool = False):
-    """A query-string date or date-time as an aware UTC datetime; a plain date covers the whole day."""
-    if not value:
-        return None
-    try:
-        # A plain date first: parse_datetime would read "2025-01-31" as a naive midnight and cut the day short.
-        day = parse_date(value) if len(value) == 10 else None
-        parsed = None if day else parse_datetime(value)
-    except ValueError:
-        day = parsed = None
-    if day is not None:
-        return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
-    if parsed is not None:
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise ValidationFailed(f"{value!r} is not a date (use YYYY-MM-DD or an ISO 8601 date-time)")

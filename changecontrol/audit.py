@@ -10,8 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC
 from typing import Any
 
 from django.db import connection, transaction
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from changecontrol.models import AuditChainHead, AuditCheckpoint, AuditEvent, User, checkpoint_statement, record_type
 from common import request_context
+from common.canonical import canonical_json, jsonable
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR_NAME = "Custody (system)"
@@ -33,28 +33,6 @@ def listen(listener: Callable[[AuditEvent], None]) -> None:
     """Call `listener(event)` after every event appended from now on (once, however often it registers)."""
     if listener not in _listeners:
         _listeners.append(listener)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value) if isinstance(value, set | frozenset) else list(value)
-    return str(value)
-
-
-def jsonable(value: Any) -> Any:
-    """Round-trip through JSON so what is hashed is exactly what the JSON column stores and returns."""
-    if value is None:
-        return None
-    return json.loads(json.dumps(value, default=_json_default, sort_keys=True))
-
-
-def canonical_bytes(fields: dict[str, Any]) -> bytes:
-    """The canonical encoding hashed into the chain: sorted keys, no spaces, UTF-8, ISO timestamps."""
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
 
 
 def event_fields(event: AuditEvent) -> dict[str, Any]:
@@ -81,7 +59,7 @@ def event_fields(event: AuditEvent) -> dict[str, Any]:
 
 
 def compute_hash(event: AuditEvent) -> str:
-    return hashlib.sha256(canonical_bytes(event_fields(event))).hexdigest()
+    return hashlib.sha256(canonical_json(event_fields(event))).hexdigest()
 
 
 def _describe(obj: Any) -> tuple[str, str, str, str, str]:
@@ -272,7 +250,7 @@ def verify_chain(events: Iterator[AuditEvent] | None = None) -> ChainReport:
             return ChainReport(count, event_id, f"event #{expected_id} is missing (next present is #{event_id})")
         if fields["previous_hash"] != previous_hash:
             return ChainReport(count, event_id, f"event #{event_id} does not link to the event before it")
-        if sha256(canonical_bytes(fields)).hexdigest() != stored_hash:
+        if sha256(canonical_json(fields)).hexdigest() != stored_hash:
             problem = f"event #{event_id} ({fields['action']}) was altered: its hash does not match"
             return ChainReport(count, event_id, problem)
         previous_hash = stored_hash

@@ -7,8 +7,6 @@ in one place: §11.200(a) re-enter both components at signing; §11.50 printed n
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from django.contrib.auth.hashers import check_password
@@ -17,12 +15,8 @@ from django.db import transaction
 from changecontrol import audit
 from changecontrol.auth import account_register_failure, account_register_success
 from changecontrol.models import PolicyVersion, Product, Signature, User, record_type
+from common.canonical import canonical_sha256, jsonable
 from common.errors import AccountLocked, ReauthenticationFailed, SeparationOfDutiesViolation
-
-
-def content_sha256(content: dict[str, Any]) -> str:
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def reauthenticate(*, signer: User, username: str, password: str, subject_human_id: str, product: Product) -> None:
@@ -97,8 +91,8 @@ def signature_create(
         meaning=meaning,
         role=role,
         comment=comment,
-        content=audit.jsonable(content),
-        content_sha256=content_sha256(content),
+        content=jsonable(content),
+        content_sha256=canonical_sha256(content),
         policy_version=policy_version,
         expires_at=expires_at,
     )

@@ -21,7 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from changecontrol import esign, selectors, services
+from changecontrol import selectors, services
 from changecontrol.access import get_visible_or_404, visible_products
 from changecontrol.api_base import parse_human_id
 from changecontrol.forms import (
@@ -35,6 +35,7 @@ from changecontrol.forms import (
 )
 from changecontrol.models import ChangeRequest, PolicyVersion, Product, Role, Signature
 from changecontrol.roles import has_role, roles_of
+from common.canonical import canonical_sha256
 from common.errors import DomainError, SeparationOfDutiesViolation, ValidationFailed
 
 PAGE_SIZE = 50
@@ -59,7 +60,7 @@ def sign_statements(*, subject: str, content: dict, meanings) -> list[dict]:
     Any page can include `_sign_dialog.html` with these: each names the record, the content version and the
     hash of the exact content the signature will be bound to (§11.70).
     """
-    digest = esign.content_sha256(content)
+    digest = canonical_sha256(content)
     version = content.get("content_version")
     bound = f"content version {version}, sha256 {digest[:12]}…" if version else f"content sha256 {digest[:12]}…"
     return [

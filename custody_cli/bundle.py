@@ -37,12 +37,14 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from common.times import parse_timestamp
 
 FORMAT = "custody-evidence-bundle/1"
 MANIFEST_NAME = "manifest.json"
@@ -68,7 +70,6 @@ _READ_CHUNK_BYTES = 1024 * 1024
 _FIXED_ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _DRIVE_LETTER = re.compile(r"[A-Za-z]:")
-_FRACTION = re.compile(r"\.(\d+)")
 _PEM_PUBLIC_KEY = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 
 Signer = Callable[[bytes], tuple[str, bytes, bytes | str]]
@@ -171,24 +172,6 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
-def _parse_created_at(value: str) -> datetime | None:
-    """An ISO 8601 time as aware UTC ('Z', offsets, ' UTC', nanosecond fractions); None if unreadable."""
-    text = value.strip()
-    if text.endswith(" UTC"):
-        text = text[:-4] + "+00:00"
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # Python reads at most 6 fractional digits: cut nanoseconds to microseconds.
-    text = _FRACTION.sub(lambda match: "." + match.group(1)[:6], text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # naive: taken as UTC, as Custody writes UTC everywhere
-    return parsed.astimezone(UTC)
-
-
 # Building -------------------------------------------------------------------------------------------------
 
 
@@ -206,7 +189,7 @@ def build_bundle(*, files: dict[str, bytes], subject: dict, created_at: str, sig
         raise BundleError(f"files must be a dict of path -> bytes, not {type(files).__name__}")
     if not isinstance(subject, dict):
         raise BundleError(f"subject must be a dict (e.g. product and version), not {type(subject).__name__}")
-    if not isinstance(created_at, str) or _parse_created_at(created_at) is None:
+    if not isinstance(created_at, str) or parse_timestamp(created_at) is None:
         raise BundleError(f"created_at must be an ISO 8601 timestamp such as 2025-01-31T12:00:00Z, not {created_at!r}")
 
     listed = []
@@ -556,7 +539,7 @@ def _verify_archive(*, archive: zipfile.ZipFile, report: BundleReport, trusted: 
     # 3. Parse the manifest; a malformed one makes the bundle unreadable whatever its signature says.
     manifest = _parse_manifest(manifest_bytes)
     report.subject = _strip_nul(manifest["subject"])
-    report.created_at = _parse_created_at(manifest["created_at"])
+    report.created_at = parse_timestamp(manifest["created_at"])
     # 4. Hash every member as it streams and compare with the manifest.
     expected = {item["path"]: (item["sha256"], item["size"]) for item in manifest["files"]}
     for name in sorted(members):

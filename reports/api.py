@@ -15,7 +15,6 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.urls import reverse
-from django.utils.dateparse import parse_date
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -24,8 +23,9 @@ from rest_framework.views import APIView
 from approvals.models import Release
 from changecontrol.access import get_visible_or_404, visible_product_ids, visible_products
 from changecontrol.api import audit_csv_response
-from changecontrol.api_base import parse_human_id, query_moment, token_of
+from changecontrol.api_base import parse_human_id, token_of
 from common.errors import ValidationFailed
+from common.times import query_day, query_moment
 from reports import audit_export, population, release_notes
 from reports.exports import current_export, release_export_request
 from reports.models import ReleaseExport
@@ -150,12 +150,7 @@ def _require_some_product(request) -> None:
 
 def parse_period(start_text: str | None, end_text: str | None) -> tuple[date, date]:
     """`from` and `to` as YYYY-MM-DD; a 400 that says which is wrong and how to write it."""
-    days = {}
-    for name, text in (("from", start_text), ("to", end_text)):
-        parsed = parse_date(text or "") if text else None
-        if parsed is None:
-            raise ValidationFailed(f"{name}={text or ''!r} is not a date: give from= and to= as YYYY-MM-DD", field=name)
-        days[name] = parsed
+    days = {name: query_day(text, name=name) for name, text in (("from", start_text), ("to", end_text))}
     if days["from"] > days["to"]:
         raise ValidationFailed(f"from ({days['from']}) is after to ({days['to']})", field="from")
     if (days["to"] - days["from"]).days > MAX_PERIOD_DAYS:
@@ -224,8 +219,8 @@ class AuditEventExportApi(APIView):
         _require_some_product(request)
         output = _format(params)
         object_human_id = (params.get("object") or "").strip()
-        since = query_moment(params.get("since"))
-        until = query_moment(params.get("until"), end_of_day=True)
+        since = query_moment(params.get("since"), name="since")
+        until = query_moment(params.get("until"), end_of_day=True, name="until")
         if not (object_human_id or since or until):
             raise ValidationFailed("name an object= or a since=/until= date range to export")
         limit = audit_export.MAX_PDF_EVENTS if output == "pdf" else audit_export.MAX_EXPORT_EVENTS

@@ -15,8 +15,8 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from changecontrol import audit
 from changecontrol.models import AuditCheckpoint, Signature, record_type
+from common.canonical import jsonable
 from common.keys import keyring
 from custody_cli.bundle import build_bundle
 from reports.packets import _release_objects, release_audit_events
@@ -26,7 +26,7 @@ _UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
 def _json_file(value: Any) -> bytes:
     # Indented and sorted: auditors read these with a text editor, and the same facts give the same bytes.
-    return (json.dumps(audit.jsonable(value), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(jsonable(value), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _utc_iso(value) -> str | None:

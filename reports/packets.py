@@ -156,7 +156,7 @@ def release_state_sha256(release) -> str:
 
 def _gate_results(promotions) -> list[dict[str, Any]]:
     """Each promotion's gates as the active policy judges them now, blocking first, failures first within."""
-    from approvals.services import promotion_status
+    from approvals.status import promotion_status
 
     results = []
     order = {"fail": 0, "missing": 1, "pass": 2}

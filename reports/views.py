@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, F, OuterRef, Q, Subquery
@@ -17,12 +17,12 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET
 
 from changecontrol.access import get_visible_or_404, visible_product_ids, visible_products
 from changecontrol.models import ChangeRequest
 from common.errors import ValidationFailed
+from common.times import query_moment
 from reports.population import population_report
 from traceability.models import TraceItem
 
@@ -139,9 +139,11 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
         naming = ChangeRequest.objects.filter(product=item.product, affected_items__icontains=item.identifier)
         results += [_release_result(r) for r in releases.filter(change_requests__in=naming).distinct()]
     # 5. A date: what was released and deployed that UTC day, and the population report of that day.
-    day = parse_date(query) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", query) else None
-    if day is not None:
-        since = datetime.combine(day, time.min, tzinfo=UTC)
+    try:
+        since = query_moment(query) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", query) else None
+    except ValidationFailed:
+        since = None  # 2025-02-30 looks like a date and is not one: search it as text
+    if since is not None:
         until = since + timedelta(days=1)
         window = Q(created_at__gte=since, created_at__lt=until) | Q(frozen_at__gte=since, frozen_at__lt=until)
         results += [_release_result(r) for r in releases.filter(window)[:MAX_RESULTS]]
@@ -159,6 +161,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
             results.append(
                 _result("deployment", deployment.human_id, url, f"{deployment.kind} to {deployment.environment.key}")
             )
+        day = since.date()
         url = reverse("auditor-population") + f"?from={day}&to={day}"
         results.append(_result("population report", f"Production deployments on {day}", url))
     # 6. Anything else: a release version ("7.2.4" or "rsd 7.2.4").

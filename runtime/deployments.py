@@ -18,12 +18,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.services import alert_raise
-from approvals import selectors, services
+from approvals import services
+from approvals import status as approval_status
 from approvals.models import Promotion, Release
 from changecontrol import audit, esign
 from changecontrol.models import Environment, Product, Role, Signature, User
 from changecontrol.roles import roles_of
 from changecontrol.services import active_policy
+from common.canonical import jsonable
 from common.errors import DomainError, InvalidState, NotPermitted, SeparationOfDutiesViolation, ValidationFailed
 from evidence.models import Artifact, BuildCommit
 from runtime.models import BreakGlassReview, Deployment
@@ -181,7 +183,7 @@ def _refuse_break_glass(*, deployer: User, deployment: Deployment, rule: str, de
 
 
 def _status_at_this_moment(*, artifact: Artifact | None, digest: str, environment: Environment) -> dict[str, Any]:
-    """The status API's answer now (stored as a Decision when it changed); a failure to decide is "blocked"."""
+    """The status API's answer now; a failure to decide is "blocked"."""
     if artifact is None:
         # No build registered the digest: there is nothing to evaluate, and the answer says why.
         return {
@@ -197,7 +199,7 @@ def _status_at_this_moment(*, artifact: Artifact | None, digest: str, environmen
             "evaluated_at": timezone.now().isoformat(),
         }
     try:
-        return services.status_answer(artifact=artifact, environment_key=environment.key)
+        return approval_status.status_answer(artifact=artifact, environment_key=environment.key)
     except DomainError as error:
         return {
             "decision": "blocked",
@@ -292,11 +294,8 @@ def _deployment_write(
     # 1. Serialise deployments into one environment (the log's order is the order facts arrived).
     environment = Environment.objects.select_for_update().select_related("product").get(pk=environment.pk)
     product = environment.product
-    decision = (
-        selectors.latest_decision(artifact_id=artifact.pk, environment_id=environment.pk)
-        if artifact is not None
-        else None
-    )
+    # The decision this deployment acted on, stored with it (a status read stores nothing).
+    decision = services.decision_for_deployment(artifact=artifact, environment=environment) if artifact else None
     # 2. Authorised or not, by kind.
     reasons: list[str] = []
     if artifact is None:
@@ -335,7 +334,7 @@ def _deployment_write(
         kind=kind,
         justification=justification,
         decision=decision,
-        decision_snapshot=audit.jsonable(answer),
+        decision_snapshot=jsonable(answer),
         authorised=authorised,
         reasons=reasons,
     )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from approvals.models import Promotion
 from changecontrol.access import visible_product_ids
 from changecontrol.models import ApiToken, ChangeRequest, Environment, Signature, User, record_type
 from common.errors import ValidationFailed
+from common.times import query_moment
 from evidence.models import BuildCommit, TestResult
 from runtime.models import BreakGlassReview, Deployment, DriftFinding, EnvironmentSnapshot
 from traceability.services import REFERENCE_PATTERN
@@ -51,24 +49,6 @@ def deployments_visible_to(user: User, token: ApiToken | None = None) -> QuerySe
     )
 
 
-def _moment(value: str, name: str, *, end: bool = False) -> datetime | None:
-    """'2025-01-31' or an ISO date-time → an aware UTC datetime; a bare `until` date includes that whole day."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise ValidationFailed(f"{name} must be a date (2025-01-31) or an ISO date-time, not {value[:40]!r}")
-        moment = datetime(day.year, day.month, day.day)
-        if end:
-            moment += timedelta(days=1)
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
-    return moment
-
-
 def deployment_filters(params) -> dict[str, Any]:
     """Validate the log's query parameters (API, page and CSV share them); bad values are 400 naming the field."""
     kind = (params.get("kind") or "").strip()
@@ -80,8 +60,8 @@ def deployment_filters(params) -> dict[str, Any]:
     return {
         "product": (params.get("product") or "").strip(),
         "environment": (params.get("environment") or "").strip(),
-        "since": _moment(params.get("since", ""), "since"),
-        "until": _moment(params.get("until", ""), "until", end=True),
+        "since": query_moment(params.get("since"), name="since"),
+        "until": query_moment(params.get("until"), end_of_day=True, name="until"),
         "kind": kind,
         "authorised": None if authorised == "" else authorised in ("true", "1", "yes"),
     }
@@ -97,7 +77,7 @@ def deployments_filter(
     if since is not None:
         queryset = queryset.filter(deployed_at__gte=since)
     if until is not None:
-        queryset = queryset.filter(deployed_at__lt=until)
+        queryset = queryset.filter(deployed_at__lte=until)
     if kind:
         queryset = queryset.filter(kind=kind)
     if authorised is not None:

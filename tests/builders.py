@@ -7,6 +7,7 @@ import hashlib
 import itertools
 
 from approvals import services
+from approvals import status as approval_status
 from changecontrol import services as cc_services
 from changecontrol.models import User
 from changecontrol.policy import DEFAULT_POLICY_YAML
@@ -135,7 +136,7 @@ def pass_through(release, *, actor, environments=("integration", "staging")):
     for key in environments:
         promotion = services.promotion_request(release=release, environment_key=key, actor=actor)
         promotion.refresh_from_db()
-        assert promotion.state == "approved", services.promotion_status(promotion)["reasons"]
+        assert promotion.state == "approved", approval_status.promotion_status(promotion)["reasons"]
         promotions.append(promotion)
     return promotions
 

@@ -24,6 +24,8 @@ from django.utils import timezone
 
 from alerts import services as alerts_services
 from approvals import services as approvals_services
+from approvals import status as approval_status
+from approvals.models import Promotion
 from changecontrol import roles
 from changecontrol import services as cc_services
 from changecontrol.models import Product, Role, User
@@ -54,7 +56,7 @@ WHY = "Scores not shown after a certificate rotation; the fix could not wait for
 def _fresh_status_answers():
     # Status answers are cached by their inputs; a warm cache from another test would hide this test's queries.
     cache.clear()
-    approvals_services._local_answers.clear()
+    approval_status._local_answers.clear()
 
 
 @dataclass
@@ -216,13 +218,12 @@ def traced_items(world: World) -> None:
 
 
 def decisions(world: World) -> None:
-    """The status answer for the watched artifact changes (one more failing test each time) and is stored."""
+    """The status answer for the watched artifact changes (one more failing test each time); re-judging its promotion,
+    as a report that finished processing does, stores each new answer."""
+    promotion = Promotion.objects.get(release__artifacts=world.subject["artifact"], environment__key="production")
     for _ in range(2):
         add_tests(world.subject["artifact"], passed=1, failed=1)
-        response = world.client("ci").get(
-            "/api/v1/status", {"artifact": world.subject["digest"], "environment": "production"}
-        )
-        assert response.status_code == 200, response.json()
+        approvals_services.promotion_refresh(promotion=promotion, actor=world.ci_account)
 
 
 def watched_artifact(world: World) -> dict:

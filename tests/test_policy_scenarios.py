@@ -20,6 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from approvals import services as approval_services
+from approvals import status as approval_status
 from approvals.models import Decision
 from changecontrol import services
 from changecontrol.models import PolicyVersion
@@ -334,9 +335,14 @@ def load_policy(path, *, author="rory", reason="Tighten production gates after t
     return code, out.getvalue(), err.getvalue()
 
 
-def sign_policy(version: PolicyVersion, signer) -> None:
-    """A quality reviewer signs a proposed version (Part 11 re-authentication), which activates it."""
-    services.policy_version_sign(policy_version=version, signer=signer, username=signer.username, password=PASSWORD)
+def sign_policy(version: PolicyVersion, signer, ci: Pipeline | None = None) -> None:
+    """A quality reviewer signs a proposed version (Part 11 re-authentication), which activates it; with `ci`, the
+    transaction commits as in production, so the open promotions it touches are judged again under the new rules."""
+    if ci is None:
+        services.policy_version_sign(policy_version=version, signer=signer, username=signer.username, password=PASSWORD)
+        return
+    with ci.capture(execute=True):
+        services.policy_version_sign(policy_version=version, signer=signer, username=signer.username, password=PASSWORD)
 
 
 def latest_policy(product) -> PolicyVersion:
@@ -381,7 +387,7 @@ def test_load_policy_proposes_a_version_that_takes_effect_only_when_a_quality_re
     assert "nothing new" in out
 
     # A quality reviewer signs: v2 is active and new decisions record it (and its digest).
-    sign_policy(proposed, cast["quinn"])
+    sign_policy(proposed, cast["quinn"], ci)
     after = ci.status(digest, "production")
     assert after["policy"] == {"name": "rsd", "version": 2, "digest": f"sha256:{proposed.sha256}"}, after["policy"]
     assert services.active_policy(product).version == 2
@@ -894,7 +900,7 @@ def test_every_stored_decision_records_its_policy_version_and_replays_after_a_ne
 
     code, _, err = load_policy(write_policy(tmp_path, POLICY_V2))
     assert code == 0, err
-    sign_policy(latest_policy(product), cast["quinn"])
+    sign_policy(latest_policy(product), cast["quinn"], ci)
     now = ci.status(digest, "production")
     assert now["policy"]["version"] == 2
     history = ci.history(digest, "production")
@@ -903,6 +909,6 @@ def test_every_stored_decision_records_its_policy_version_and_replays_after_a_ne
 
     # A decision made under v1 replays with v1 and its recorded inputs to the same answer.
     for stored in Decision.objects.filter(policy_version__version=1, artifact__digest=digest):
-        replayed = approval_services.decision_replay(stored)
+        replayed = approval_status.decision_replay(stored)
         assert replayed["matches"], (stored.decision, replayed["decision"])
         assert replayed["decision"] == stored.decision

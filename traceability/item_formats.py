@@ -17,7 +17,8 @@ from typing import Any
 
 from lxml import etree
 
-from evidence.parsers.base import EvidenceParseError, clean_text, local_name, parse_timestamp, parse_xml
+from common.times import parse_timestamp
+from evidence.parsers.base import EvidenceParseError, clean_text, local_name, parse_xml
 
 ITEM_KINDS = ("requirement", "hazard", "risk_control")
 LINK_KINDS = ("implements", "mitigates", "derives_from")

@@ -20,6 +20,7 @@ from django.utils import timezone
 from changecontrol import audit
 from changecontrol.models import ChangeRequest, Product, Role, User
 from changecontrol.roles import has_role
+from common.canonical import jsonable
 from common.errors import Conflict, NotPermitted, ValidationFailed
 from traceability.item_formats import (
     HAZARD_FIELDS,
@@ -536,7 +537,7 @@ def trace_baseline_take(*, product: Product, release_version: str, artifact_ids,
         .values_list("source__identifier", "kind", "target__identifier", "suspect")
     ]
     matrix = trace_matrix(product=product, artifact_ids=list(artifact_ids))
-    content = audit.jsonable(
+    content = jsonable(
         {
             "product": product.key,
             "release": release_version,

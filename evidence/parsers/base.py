@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -109,43 +109,6 @@ def clean_text(value: Any, *, limit: int | None = None) -> str:
     return text
 
 
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Read the timestamps real tools write; None for empty or unreadable values (they are informative only).
-
-    Accepts ISO 8601 with 'Z' or an offset, nanosecond fractions (Trivy, Grype, OpenVEX), a trailing
-    ' UTC' (TestNG), naive values (jest-junit, pytest: taken as UTC, as CI runners run in UTC), and
-    epoch numbers in seconds or milliseconds (Cobertura, JaCoCo).
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-        number = float(value)
-        if number > 1e11:  # milliseconds: 1e11 seconds is the year 5138
-            number /= 1000.0
-        try:
-            return datetime.fromtimestamp(number, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    text = str(value).strip()
-    if text.endswith(" UTC"):
-        text = text[:-4] + "+00:00"
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    text = text.replace(" ", "T", 1) if "T" not in text and len(text) > 10 else text
-    # Python reads at most 6 fractional digits: cut nanoseconds to microseconds.
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def seconds(value: Any) -> float | None:
     """A duration in seconds from a number or numeric string; None when absent or unreadable."""
     if value in (None, ""):
@@ -169,10 +132,8 @@ __all__ = [
     "iterparse_xml",
     "local_name",
     "parse_json",
-    "parse_timestamp",
     "parse_xml",
     "secure_xml_parser",
     "seconds",
-    "timedelta",
     "utc_now",
 ]

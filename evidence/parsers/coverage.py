@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from evidence.parsers.base import EvidenceParseError, clean_text, local_name, parse_timestamp, parse_xml
+from common.times import parse_timestamp
+from evidence.parsers.base import EvidenceParseError, clean_text, local_name, parse_xml
 from evidence.parsers.results import CoverageReport, FileCoverage
 
 PATH_LIMIT = 1000

@@ -7,14 +7,8 @@ from datetime import datetime
 
 from lxml import etree
 
-from evidence.parsers.base import (
-    EvidenceParseError,
-    clean_text,
-    iterparse_xml,
-    local_name,
-    parse_timestamp,
-    seconds,
-)
+from common.times import parse_timestamp
+from evidence.parsers.base import EvidenceParseError, clean_text, iterparse_xml, local_name, seconds
 from evidence.parsers.results import TestCaseResult, TestReport
 
 # DESIGN §2: tests link to requirements by a `requirement` property or by the ID in the test's name.

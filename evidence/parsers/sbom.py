@@ -6,7 +6,8 @@ import functools
 import re
 from typing import Any
 
-from evidence.parsers.base import EvidenceParseError, clean_text, parse_json, parse_timestamp
+from common.times import parse_timestamp
+from evidence.parsers.base import EvidenceParseError, clean_text, parse_json
 from evidence.parsers.results import SbomComponent, SbomDocument
 
 TEXT_LIMIT = 1000

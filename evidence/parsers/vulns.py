@@ -12,7 +12,8 @@ from typing import Any
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 from packageurl import PackageURL
 
-from evidence.parsers.base import EvidenceParseError, clean_text, parse_json, parse_timestamp
+from common.times import parse_timestamp
+from evidence.parsers.base import EvidenceParseError, clean_text, parse_json
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 FIX_STATES = ("fixed", "not-fixed", "wont-fix", "unknown")

@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import cache
 
 from approvals import services
+from approvals import status as approval_status
 from tests.builders import (
     POLICY_WITHOUT_TRACE_BLOCK,
     activate_policy,
@@ -21,7 +22,7 @@ from tests.conftest import LOW_RISK, open_change_request
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
-    services._local_answers.clear()
+    approval_status._local_answers.clear()
     yield
 
 

@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from approvals import services
+from approvals import status as approval_status
 from approvals.models import Decision, Promotion
 from changecontrol.models import Signature
 from common.errors import Conflict, InvalidState
@@ -56,7 +57,7 @@ def test_a_lapsed_signature_can_be_signed_again_while_awaiting(production_promot
         production_promotion.refresh_from_db()
         sign(production_promotion, cast["quinn"])
     with time_machine.travel(start + timedelta(hours=80), tick=False):
-        answer = services.promotion_status(production_promotion)
+        answer = approval_status.promotion_status(production_promotion)
         assert answer["approvals"]["missing"] == ["quality", "security"]
         sign(production_promotion, cast["quinn"])
         assert (
@@ -142,7 +143,7 @@ def test_a_decision_replayed_with_its_recorded_policy_version_gives_the_same_ans
     now = status(api, ci_token, artifact)
     assert now["decision"] == "pending"  # the policy changed, so the cached answer was not reused
     assert now["policy"]["version"] == recorded.policy_version.version + 1
-    replay = services.decision_replay(recorded)
+    replay = approval_status.decision_replay(recorded)
     assert replay["matches"] is True
     assert replay["decision"] == recorded.decision == "allowed"
     assert replay["gates"] == recorded.gates

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from approvals import services
+from approvals import status as approval_status
 from approvals.models import Decision, Promotion, Release
 from changecontrol.models import AuditEvent
 from tests.builders import add_tests, make_artifact, make_build, pass_through, sign
@@ -121,7 +122,7 @@ def test_frozen_release_cannot_change(release, cast):
 
 def test_production_refuses_digests_not_approved_in_staging(release, cast):
     promotion = services.promotion_request(release=release, environment_key="production", actor=cast["rory"])
-    answer = services.promotion_status(promotion)
+    answer = approval_status.promotion_status(promotion)
     gate = next(g for g in answer["gates"] if g["id"] == "after-staging")
     assert gate["status"] == "fail"
     assert "never approved in staging" in gate["detail"]
@@ -142,7 +143,7 @@ def test_a_rebuilt_artifact_starts_again_at_staging(release, cast, product, ci_a
         change_request_ids=[cr.human_id for cr in release.change_requests.all()],
     )
     promotion = services.promotion_request(release=release_2, environment_key="production", actor=cast["rory"])
-    gate = next(g for g in services.promotion_status(promotion)["gates"] if g["id"] == "after-staging")
+    gate = next(g for g in approval_status.promotion_status(promotion)["gates"] if g["id"] == "after-staging")
     assert gate["status"] == "fail"
 
 
@@ -297,14 +298,19 @@ def test_status_needs_the_status_read_scope(api, product, admin_user, artifact):
     assert "status:read" in response.json()["detail"]
 
 
-def test_decisions_are_stored_only_when_the_answer_changes(api, ci_token, production_promotion, artifact, cast):
+def test_decisions_are_stored_by_the_input_that_changes_the_answer_never_by_a_read(
+    api, ci_token, production_promotion, artifact, cast
+):
+    production = Decision.objects.filter(artifact=artifact, environment__key="production").order_by("id")
+    # Requesting the promotion decided it: pending, stored then.
+    assert list(production.values_list("decision", flat=True)) == ["pending"]
     for _ in range(3):
-        status_of(api, ci_token, artifact.digest)
-    assert Decision.objects.filter(artifact=artifact).count() == 1
-    sign(production_promotion, cast["quinn"])
-    status_of(api, ci_token, artifact.digest)
-    decisions = list(Decision.objects.filter(artifact=artifact).order_by("id").values_list("decision", flat=True))
-    assert decisions == ["pending", "allowed"]
+        assert status_of(api, ci_token, artifact.digest).json()["decision"] == "pending"
+    assert production.count() == 1  # a status read stores nothing
+    sign(production_promotion, cast["quinn"])  # the signature that completes it stores the new answer
+    assert list(production.values_list("decision", flat=True)) == ["pending", "allowed"]
+    assert status_of(api, ci_token, artifact.digest).json()["decision"] == "allowed"
+    assert production.count() == 2
     history = (
         api(token=ci_token)
         .get("/api/v1/status/history", {"artifact": artifact.digest, "environment": "production"})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from approvals import services
+from approvals import services, sod
+from approvals import status as approval_status
 from changecontrol import roles
 from changecontrol.models import AuditEvent, Role
 from runtime import deployments
@@ -126,7 +127,7 @@ def test_builder_identity_naming_the_reviewer_is_refused(api, product, cast, ci_
     )
     # A builder identity outside the allow-list also fails provenance, which does not matter for who may sign.
     promotion = services.promotion_request(release=release, environment_key="integration", actor=cast["rory"])
-    refusal = services.sod_refusal(promotion=promotion, signer=cast["quinn"])
+    refusal = sod.refusal(promotion=promotion, signer=cast["quinn"])
     assert refusal is not None and refusal.rule == "sod.builder_cannot_sign"
 
 
@@ -155,7 +156,7 @@ def test_one_person_counts_once_even_with_two_roles(api, product, cast, ci_accou
     second = _sign_api(api, cast["quinn"], promotion)
     assert second.status_code == 409
     assert "one person counts once" in second.json()["detail"]
-    status = services.promotion_status(promotion)
+    status = approval_status.promotion_status(promotion)
     assert status["decision"] == "pending"
     assert status["approvals"]["signed"] == ["quality"]
     assert status["approvals"]["missing"] == ["security"]

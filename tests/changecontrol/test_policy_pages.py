@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from changecontrol import esign, services
+from changecontrol import services
 from changecontrol.models import AuditEvent, PolicyVersion
 from changecontrol.policy import DEFAULT_POLICY_YAML
+from common.canonical import canonical_sha256
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ def test_a_quality_reviewer_sees_the_sign_dialog_with_its_meaning(cast, proposed
         "By signing I approve policy v2 of Risk Score Dashboard (rsd) as the rules its changes and releases are "
         "judged by from now on" in page
     )
-    digest = esign.content_sha256(services.policy_version_signed_content(proposed))
+    digest = canonical_sha256(services.policy_version_signed_content(proposed))
     assert f"content sha256 {digest[:12]}" in page
     assert "21 CFR Part 11" in page
     assert "/products/rsd/policy/diff?a=1&amp;b=2" in page

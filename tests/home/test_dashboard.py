@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from approvals import services as approval_services
+from approvals import status as approval_status
 from approvals.models import Decision, Promotion
 from changecontrol.models import ChangeRequest, Environment
 from home import charts, dashboard
@@ -35,7 +36,7 @@ from tests.conftest import LOW_RISK, MEDIUM_RISK, open_change_request
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
-    approval_services._local_answers.clear()
+    approval_status._local_answers.clear()
     yield
 
 
@@ -84,7 +85,7 @@ def blocked_promotion(product, cast, ci_account, policy):
         change_request_ids=[change_request.human_id],
     )
     promotion = approval_services.promotion_request(release=release, environment_key="integration", actor=cast["rory"])
-    answer = approval_services.status_answer(artifact=artifact, environment_key="integration")
+    answer = approval_status.status_answer(artifact=artifact, environment_key="integration")
     assert answer["decision"] == "blocked"
     promotion.refresh_from_db()
     return promotion

@@ -12,6 +12,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from approvals import services as approval_services
+from approvals import status as approval_status
 from reports.population import POPULATION_QUERY_VERSION, population_csv, population_pdf, population_report
 from runtime.deployments import deployment_record
 from runtime.models import Deployment
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_status_answers():
     cache.clear()
-    approval_services._local_answers.clear()
+    approval_status._local_answers.clear()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from approvals import services
+from approvals import status as approval_status
 from tests.builders import add_full_evidence, make_artifact, make_build, pass_through, sign
 
 
@@ -13,7 +14,7 @@ def approved_for_production(release, cast):
     promotion.refresh_from_db()
     sign(promotion, cast["quinn"])
     promotion.refresh_from_db()
-    assert promotion.state == "approved", services.promotion_status(promotion)["reasons"]
+    assert promotion.state == "approved", approval_status.promotion_status(promotion)["reasons"]
     return promotion
 
 
