@@ -65,6 +65,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check --exclude "*.md" .
 	@# DESIGN §3: every import points down the app list (contracts in pyproject.toml).
 	$(BIN)/lint-imports --no-cache
+	@# One of each idea: no run of lines written twice in the product code (settings in pyproject.toml).
+	$(BIN)/pylint --score=n config home reports runtime approvals traceability evidence alerts changecontrol common custody_cli
 
 ## Benchmarks: each measures its floor in the same run and reports the ratio (docs/benchmarks.md).
 bench: $(STAMP)

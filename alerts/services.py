@@ -28,7 +28,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertSubscription, Delivery, DeliveryAttempt, EventKind
 from changecontrol import audit
 from changecontrol.models import Product, User
-from common.canonical import jsonable
+from common.canonical import canonical_json, jsonable
 from common.env import env_list
 from common.errors import ValidationFailed
 
@@ -299,7 +299,7 @@ def webhook_request(delivery: Delivery) -> tuple[bytes, dict[str, str]]:
         if subscription.body_format == AlertSubscription.BodyFormat.SLACK
         else payload_custody(delivery)
     )
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    body = canonical_json(payload)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"Custody/{getattr(settings, 'CUSTODY_VERSION', '0')}",

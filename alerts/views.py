@@ -15,16 +15,12 @@ from django.views.decorators.http import require_POST
 
 from alerts import services
 from alerts.models import AlertSubscription, Delivery, DeliveryAttempt, EventKind
-from changecontrol.access import get_visible_or_404
+from changecontrol.access import product_for
 from changecontrol.models import Product, Role
 from changecontrol.roles import has_role
 from common.errors import DomainError
 
 PAGE_SIZE = 50
-
-
-def _product(request, key: str) -> Product:
-    return get_visible_or_404(Product.objects.all(), user=request.user, product_field="", key=key)
 
 
 def _may_configure(user, product: Product) -> bool:
@@ -54,7 +50,7 @@ def _settings_page(request, product: Product, *, new_secret: str = "", new_subsc
 
 @login_required
 def alert_settings(request, product: str):
-    product = _product(request, product)
+    product = product_for(request, product)
     if request.method != "POST":
         return _settings_page(request, product)
     if not _may_configure(request.user, product):
@@ -79,7 +75,7 @@ def alert_settings(request, product: str):
 @login_required
 @require_POST
 def alert_subscription_toggle(request, product: str, subscription_id: int):
-    product = _product(request, product)
+    product = product_for(request, product)
     subscription = get_object_or_404(AlertSubscription, product=product, pk=subscription_id)
     if not _may_configure(request.user, product):
         raise PermissionDenied(f"only an administrator of {product.key} can change where its alerts go")
@@ -92,7 +88,7 @@ def alert_subscription_toggle(request, product: str, subscription_id: int):
 
 @login_required
 def delivery_log(request, product: str):
-    product = _product(request, product)
+    product = product_for(request, product)
     deliveries = (
         Delivery.objects.filter(alert__product=product)
         .select_related("alert", "subscription")

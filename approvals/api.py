@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import re
-
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals import gates, selectors, services
+from approvals import gates, releases, selectors, services
 from approvals import status as approval_status
 from approvals.models import Decision, Promotion, Release
-from changecontrol.access import get_visible_or_404, require_scope, visible_product_ids
+from changecontrol.access import (
+    get_visible_or_404,
+    parse_human_id,
+    product_for,
+    require_person,
+    require_scope,
+    token_of,
+    visible_product_ids,
+)
 from changecontrol.api import SignatureOutput, SignInput
-from changecontrol.api_base import parse_human_id, product_for, require_person, token_of
 from changecontrol.models import Environment
+from common.api import validated
+from common.digests import digest_or_400
 from common.errors import NotFound, ValidationFailed
 from evidence.models import Artifact
-
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def release_for(request, product: str, version: str, *, with_contents: bool = False) -> Release:
@@ -50,17 +49,8 @@ def promotion_for(request, human_id: str) -> Promotion:
     )
 
 
-def _digest(value: str) -> str:
-    digest = (value or "").strip().lower()
-    if not DIGEST.match(digest):
-        raise ValidationFailed(
-            "artifact must be a digest written sha256:<64 lowercase hex>", errors={"artifact": [digest[:80]]}
-        )
-    return digest
-
-
 def artifact_for(request, digest: str) -> Artifact:
-    digest = _digest(digest)
+    digest = digest_or_400(digest)
     token = token_of(request)
     if token is not None and request.user.is_service_account:
         # The CI gate's hot path: a service account's token sees exactly its products (as access.visible_product_ids
@@ -215,7 +205,7 @@ class PromotionOutput(serializers.ModelSerializer):
 
 
 class ReleaseInput(serializers.Serializer):
-    version = serializers.CharField(max_length=100, help_text=f"Use only {services.RELEASE_VERSION_RULE}.")
+    version = serializers.CharField(max_length=100, help_text=f"Use only {releases.RELEASE_VERSION_RULE}.")
     artifacts = serializers.ListField(child=serializers.CharField(max_length=80), allow_empty=False, max_length=1000)
     change_requests = serializers.ListField(
         child=serializers.CharField(max_length=30), required=False, default=list, max_length=1000
@@ -232,8 +222,8 @@ class ReleaseListCreateApi(APIView):
     @extend_schema(request=ReleaseInput, responses={201: ReleaseOutput})
     def post(self, request, product):
         product = product_for(request, product, scope="releases:write")
-        data = _valid(ReleaseInput, request.data)
-        release = services.release_create(
+        data = validated(ReleaseInput, request.data)
+        release = releases.release_create(
             product=product,
             actor=request.user,
             version=data["version"],
@@ -272,8 +262,8 @@ class ReleaseDetailApi(APIView):
         """Replace a release's artifacts and/or change requests; 409 once frozen (its first promotion request)."""
         release = release_for(request, product, version)
         require_scope(token_of(request), "releases:write")
-        data = _valid(ReleaseEditInput, request.data)
-        services.release_update(
+        data = validated(ReleaseEditInput, request.data)
+        releases.release_update(
             release=release,
             actor=request.user,
             artifact_digests=data.get("artifacts"),
@@ -300,7 +290,7 @@ class PromotionCreateApi(APIView):
     def post(self, request, product, version):
         release = release_for(request, product, version)
         require_scope(token_of(request), "releases:write")
-        data = _valid(PromotionRequestInput, request.data)
+        data = validated(PromotionRequestInput, request.data)
         promotion = services.promotion_request(release=release, environment_key=data["environment"], actor=request.user)
         answer = approval_status.promotion_status(promotion)
         answer.pop("_inputs", None)
@@ -326,7 +316,7 @@ class PromotionSignApi(APIView):
     def post(self, request, promotion_id):
         promotion = promotion_for(request, promotion_id)
         require_person(request, scope="changes:write")
-        data = _valid(SignInput, request.data)
+        data = validated(SignInput, request.data)
         if data["meaning"] not in ("approved", "rejected"):
             raise ValidationFailed("a promotion is signed with meaning 'approved' or 'rejected'")
         signature = services.promotion_sign(promotion=promotion, signer=request.user, **data)
@@ -393,7 +383,7 @@ class StatusApi(APIView):
     def get(self, request):
         token = token_of(request)
         require_scope(token, "status:read")
-        digest = _digest(request.query_params.get("artifact", ""))
+        digest = digest_or_400(request.query_params.get("artifact", ""))
         key = _environment_key(request)
         # The CI gate's hot path: one query finds the digest among what the caller may see, the environment and
         # the inputs stamp, so a cached answer costs nothing more. A service account's token sees exactly its

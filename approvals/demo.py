@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from approvals import services, sod
+from approvals import releases, services, sod
 from approvals import status as approval_status
 from approvals.models import Promotion, Release
 from changecontrol.models import ChangeRequest, User
@@ -71,7 +71,7 @@ def seed(context) -> None:
             continue
         _scan(artifact, ci)
         try:
-            release = services.release_create(
+            release = releases.release_create(
                 product=product,
                 actor=manager,
                 version=version,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
+from changecontrol.models import Role
 from changecontrol.policy import SEVERITIES, CelError, GateRule, evaluate_cel
+from common.licences import spdx_licensing
 from common.times import parse_timestamp
 
 PASS, FAIL, MISSING = "pass", "fail", "missing"
@@ -136,16 +137,9 @@ def gate_vulnerabilities(gate: GateRule, facts: Mapping) -> dict:
     return _severity_limits(gate, counts, what, examples)
 
 
-@lru_cache(maxsize=1)
-def _licensing():
-    from license_expression import get_spdx_licensing
-
-    return get_spdx_licensing()
-
-
 def license_choices(expression: str) -> list[set[str]] | None:
     """The alternative sets of licence ids an SPDX expression lets you pick (its disjunctive normal form)."""
-    licensing = _licensing()
+    licensing = spdx_licensing()
     try:
         parsed = licensing.parse(expression, validate=False)
         if parsed is None:
@@ -466,16 +460,6 @@ def approvals_state(
     return {"required": list(required), "signed": signed_roles, "missing": missing, "signers": signers, "notes": notes}
 
 
-ROLE_NAMES = {
-    "quality": "quality reviewer",
-    "security": "security reviewer",
-    "product": "product owner",
-    "release_manager": "release manager",
-    "sre": "SRE",
-    "engineer": "engineer",
-}
-
-
 def decide(*, document, environment_key: str, inputs: Mapping, at) -> dict:
     """The whole answer from the policy document and recorded inputs: pure, so a decision can be replayed."""
     promotion = inputs.get("promotion")
@@ -517,7 +501,7 @@ def decide(*, document, environment_key: str, inputs: Mapping, at) -> dict:
             reasons.append(f"gate {gate['id']} {gate['status']}: {gate['detail']}")
     for role in approvals["missing"]:
         reasons.append(
-            f"needs an approval signature from a {ROLE_NAMES.get(role, role)} who "
+            f"needs an approval signature from a {Role.in_sentence(role)} who "
             "is not the requester, a commit author, the builder, a change author or a deployer of it"
         )
     reasons.extend(approvals["notes"])

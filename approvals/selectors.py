@@ -26,7 +26,6 @@ from evidence.models import (
 )
 from traceability.matrix import trace_matrix
 
-COUNTING = Q(state=Evidence.State.PARSED, verdict__in=[Evidence.Verdict.SIGNED, Evidence.Verdict.UNSIGNED])
 SBOM_TYPES = (Evidence.Type.CYCLONEDX, Evidence.Type.SPDX)
 SCAN_TYPES = (Evidence.Type.GRYPE, Evidence.Type.TRIVY, Evidence.Type.OSV)
 COVERAGE_TYPES = (Evidence.Type.COBERTURA, Evidence.Type.LCOV)
@@ -88,7 +87,8 @@ def release_facts(*, release: Release, environment_key: str, after: str | None) 
         for a in artifacts
     }
     counting = list(
-        Evidence.objects.filter(COUNTING, artifact_id__in=ids)
+        Evidence.objects.counting()
+        .filter(artifact_id__in=ids)
         .order_by("id")
         .values("id", "artifact_id", "evidence_type", "name", "verdict", "sha256")
     )

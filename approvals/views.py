@@ -13,14 +13,13 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from approvals import selectors, services
+from approvals import releases, selectors, services
 from approvals import status as approval_status
 from approvals.models import Promotion, Release
 from changecontrol import selectors as cc_selectors
-from changecontrol.access import get_visible_or_404
-from changecontrol.api_base import parse_human_id
+from changecontrol.access import get_visible_or_404, parse_human_id, product_for
 from changecontrol.forms import SignForm
-from changecontrol.models import Product, Role, Signature
+from changecontrol.models import Role, Signature
 from changecontrol.roles import roles_of
 from changecontrol.services import active_policy
 from changecontrol.views import refusal_message, sign_statements, with_changes
@@ -28,10 +27,6 @@ from common.errors import DomainError
 from evidence.models import BuildCommit
 
 REQUIREMENT_ID = re.compile(r"\bREQ-\d+\b")
-
-
-def _product(request, key: str) -> Product:
-    return get_visible_or_404(Product.objects.all(), user=request.user, product_field="", key=key)
 
 
 def _promotion(request, human_id: str) -> Promotion:
@@ -164,7 +159,7 @@ def promotion_sign(request, promotion_id: str):
 
 @login_required
 def release_list(request, product: str):
-    product = _product(request, product)
+    product = product_for(request, product)
     releases = product.releases.select_related("created_by").prefetch_related("promotions__environment")[:200]
     can_create = Role.RELEASE_MANAGER in roles_of(request.user, product)
     return render(
@@ -174,7 +169,7 @@ def release_list(request, product: str):
 
 @login_required
 def release_create(request, product: str):
-    product = _product(request, product)
+    product = product_for(request, product)
     if Role.RELEASE_MANAGER not in roles_of(request.user, product):
         messages.error(request, f"Only a release manager of {product.key} can create releases.")
         return redirect("releases", product=product.key)
@@ -182,7 +177,7 @@ def release_create(request, product: str):
     if request.method == "POST":
         form = {key: request.POST.get(key, "") for key in form}
         try:
-            release = services.release_create(
+            release = releases.release_create(
                 product=product,
                 actor=request.user,
                 version=form["version"],
@@ -205,8 +200,8 @@ def release_create(request, product: str):
             "recent_artifacts": recent,
             "open_crs": open_crs,
             # The browser checks the same rule the service enforces, before the form is sent.
-            "version_pattern": services.RELEASE_VERSION_PATTERN,
-            "version_rule": services.RELEASE_VERSION_RULE,
+            "version_pattern": releases.RELEASE_VERSION_PATTERN,
+            "version_rule": releases.RELEASE_VERSION_RULE,
         },
     )
 
@@ -240,7 +235,7 @@ def release_detail(request, product: str, version: str):
 def release_edit(request, product: str, version: str):
     release = _release(request, product, version)
     try:
-        services.release_update(
+        releases.release_update(
             release=release,
             actor=request.user,
             artifact_digests=request.POST.get("artifacts", "").split(),

@@ -48,8 +48,8 @@ def _populate():
     from approvals.models import Release
     from changecontrol.models import Product, User
     from evidence.models import Artifact, Build, Evidence, SbomComponent, TestResult
+    from traceability.baselines import trace_baseline_take
     from traceability.models import TraceItem
-    from traceability.services import trace_baseline_take
 
     now = timezone.now()
     user = User.objects.create(username="bench-packet", full_name="Benchmark Release-Manager")

@@ -69,7 +69,7 @@ def _urlpatterns():
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
-    from changecontrol.api_base import token_of
+    from changecontrol.access import token_of
     from common import prepared_sql
 
     class FloorApi(APIView):

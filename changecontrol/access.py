@@ -1,15 +1,18 @@
 """The one way in: which products a caller may see, and fetching records that 404 when hidden.
 
 A person sees the products where they hold any role. A token sees the products it is scoped to (and, for a
-person's own token, only those the person may also see). Missing and hidden look the same: 404.
+person's own token, only those the person may also see). Missing and hidden look the same: 404. Pages and API views
+both come in here: a page's request simply carries no token.
 """
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from changecontrol.models import ApiToken, Product, User
+from changecontrol.models import ApiToken, ChangeRequest, Product, User
 from changecontrol.roles import role_map
 from common.errors import NotPermitted
 
@@ -48,3 +51,45 @@ def require_scope(token: ApiToken | None, scope: str) -> None:
             f"this token lacks the {scope!r} scope; create a token with --scopes including {scope}",
             required_scope=scope,
         )
+
+
+def token_of(request) -> ApiToken | None:
+    """The API token the request came with; None for a session (and for every page)."""
+    auth = getattr(request, "auth", None)  # set by DRF's authentication; a page's HttpRequest has none
+    return auth if isinstance(auth, ApiToken) else None
+
+
+def product_for(request, key: str, *, scope: str | None = None) -> Product:
+    """A product the caller may see, by key (404 otherwise); with `scope`, a token must also hold it."""
+    product = get_visible_or_404(
+        Product.objects.all(), user=request.user, token=token_of(request), product_field="", key=key
+    )
+    if scope:
+        require_scope(token_of(request), scope)
+    return product
+
+
+def parse_human_id(value: str, prefix: str) -> int:
+    """'CR-42' or '42' → 42; anything else is 404 (a malformed id names nothing)."""
+    match = re.fullmatch(rf"(?:{re.escape(prefix)})?(\d{{1,18}})", value.strip(), flags=re.IGNORECASE)
+    if not match:
+        raise Http404
+    return int(match.group(1))
+
+
+def change_request_for(request, human_id: str) -> ChangeRequest:
+    return get_visible_or_404(
+        ChangeRequest.objects.select_related("product", "requester", "policy_version"),
+        user=request.user,
+        token=token_of(request),
+        pk=parse_human_id(human_id, "CR-"),
+    )
+
+
+def require_person(request, *, scope: str) -> None:
+    """Actions that need a person's judgement: a session, or a person's own token with the scope."""
+    if request.user.is_service_account:
+        raise NotPermitted(
+            "this action needs a person: use a session or a personal token, not a service account's token"
+        )
+    require_scope(token_of(request), scope)

@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from changecontrol import selectors, services
-from changecontrol.access import visible_products
-from changecontrol.api_base import change_request_for, product_for, require_person, token_of
+from changecontrol.access import change_request_for, product_for, require_person, token_of, visible_products
 from changecontrol.models import ChangeRequest, PolicyVersion, Product, Signature
+from common.api import validated
 from common.errors import NotFound
 from common.keys import keyring
 from common.times import query_moment
@@ -164,7 +164,7 @@ class ChangeRequestListCreateApi(APIView):
     def post(self, request, product):
         product = product_for(request, product)
         require_person(request, scope="changes:write")
-        data = _valid(ChangeRequestInput, request.data)
+        data = validated(ChangeRequestInput, request.data)
         data.pop("reason", None)
         risk_answers = data.pop("risk_answers", None)
         change_request = services.change_request_create(
@@ -182,7 +182,7 @@ class ChangeRequestDetailApi(APIView):
     def patch(self, request, change_request_id):
         change_request = change_request_for(request, change_request_id)
         require_person(request, scope="changes:write")
-        data = _valid(ChangeRequestInput, request.data)
+        data = validated(ChangeRequestInput, request.data)
         change_request = services.change_request_update(
             change_request=change_request,
             actor=request.user,
@@ -211,7 +211,7 @@ class ChangeRequestWithdrawApi(APIView):
     def post(self, request, change_request_id):
         change_request = change_request_for(request, change_request_id)
         require_person(request, scope="changes:write")
-        data = _valid(ReasonInput, request.data)
+        data = validated(ReasonInput, request.data)
         change_request = services.change_request_withdraw(
             change_request=change_request, actor=request.user, reason=data["reason"]
         )
@@ -233,7 +233,7 @@ class ChangeRequestSignApi(APIView):
     def post(self, request, change_request_id):
         change_request = change_request_for(request, change_request_id)
         require_person(request, scope="changes:write")
-        data = _valid(SignInput, request.data)
+        data = validated(SignInput, request.data)
         signature = services.change_request_sign(change_request=change_request, signer=request.user, **data)
         change_request.refresh_from_db()
         body = SignatureOutput(signature).data
@@ -336,12 +336,6 @@ class PublicKeysApi(APIView):
         return Response({"keys": keyring().public_keys()})
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 # ---------------------------------------------------------------- policy versions (DESIGN §5)
 
 
@@ -394,7 +388,7 @@ class PolicyVersionListCreateApi(APIView):
         product = product_for(request, product)
         # Changing the rules releases are judged by is a person's act, never a pipeline's.
         require_person(request, scope="changes:write")
-        data = _valid(PolicyProposeInput, request.data)
+        data = validated(PolicyProposeInput, request.data)
         latest = product.policy_versions.order_by("-version").values_list("pk", flat=True).first()
         version = services.policy_version_propose(product=product, author=request.user, **data)
         # The same document as the latest proposed or active version stores nothing new: 200 with that version.
@@ -416,7 +410,7 @@ class PolicyVersionSignApi(APIView):
         product = product_for(request, product)
         require_person(request, scope="changes:write")
         policy_version = _policy_version_for(product, version)
-        data = _valid(PolicySignInput, request.data)
+        data = validated(PolicySignInput, request.data)
         signature = services.policy_version_sign(policy_version=policy_version, signer=request.user, **data)
         policy_version.refresh_from_db()
         body = SignatureOutput(signature).data

@@ -22,14 +22,8 @@ from changecontrol.policy import DEFAULT_POLICY_YAML
 
 DEMO_PASSWORD = "custody-demo-password"
 DEMO_EMAIL_DOMAIN = "demo.custody.example"
-CI_SCOPES = [
-    "evidence:write",
-    "status:read",
-    "deployments:write",
-    "snapshots:write",
-    "releases:write",
-    "requirements:write",
-]
+# Everything a pipeline does; `changes:write` acts for a person (proposing a policy), never for CI.
+CI_SCOPES = [scope for scope in ApiToken.SCOPES if scope != "changes:write"]
 
 PRODUCTS = {
     "rsd": {

@@ -7,7 +7,8 @@ in one place: §11.200(a) re-enter both components at signing; §11.50 printed n
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from django.contrib.auth.hashers import check_password
 from django.db import transaction
@@ -19,7 +20,7 @@ from common.canonical import canonical_sha256, jsonable
 from common.errors import AccountLocked, ReauthenticationFailed, SeparationOfDutiesViolation
 
 
-def reauthenticate(*, signer: User, username: str, password: str, subject_human_id: str, product: Product) -> None:
+def _reauthenticate(*, signer: User, username: str, password: str, subject_human_id: str, product: Product) -> None:
     """Part 11 §11.200(a)(1): both components again. A wrong one signs nothing, is audited, counts to lockout.
 
     The failure is audited under the product and the record being signed, where that product's auditor looks.
@@ -48,14 +49,14 @@ def reauthenticate(*, signer: User, username: str, password: str, subject_human_
 
 
 class Refusal(Exception):  # noqa: N818 - a signal inside services, never seen by callers
-    """Raised inside a signing transaction; the service audits it outside the rollback via `refuse`."""
+    """Raised inside a signing transaction (a separation-of-duties rule); `sign` audits it outside the rollback."""
 
     def __init__(self, rule: str, detail: str):
         super().__init__(detail)
         self.rule, self.detail = rule, detail
 
 
-def refuse(*, signer: User, subject_human_id: str, product: Product, refusal: Refusal) -> None:
+def _refuse(*, signer: User, subject_human_id: str, product: Product, refusal: Refusal) -> NoReturn:
     """Audit a separation-of-duties refusal in its own transaction, then raise it (403 naming the rule)."""
     with transaction.atomic():
         audit.record(
@@ -66,6 +67,33 @@ def refuse(*, signer: User, subject_human_id: str, product: Product, refusal: Re
             object_human_id=subject_human_id,
         )
     raise SeparationOfDutiesViolation(refusal.detail, rule=refusal.rule)
+
+
+def sign(
+    *,
+    signer: User,
+    username: str,
+    password: str,
+    subject_human_id: str,
+    product: Product,
+    under_lock: Callable[[], Signature],
+) -> Signature:
+    """The one signing envelope every signing service goes through (Part 11 §11.50, §11.200).
+
+    1. Re-authenticate: both components again, before anything is looked at; a failure signs nothing, is audited
+       under the record being signed and counts toward lockout.
+    2. `under_lock()`: the service's own transaction, which locks the record, checks its state and the rules, and
+       creates the signature with `signature_create`.
+    3. A separation-of-duties refusal raised inside it (`Refusal`) rolls that transaction back; it is audited in a
+       transaction of its own, so the refusal itself is on record, and becomes a 403 naming the rule.
+    """
+    _reauthenticate(
+        signer=signer, username=username, password=password, subject_human_id=subject_human_id, product=product
+    )
+    try:
+        return under_lock()
+    except Refusal as refusal:
+        _refuse(signer=signer, subject_human_id=subject_human_id, product=product, refusal=refusal)
 
 
 def signature_create(

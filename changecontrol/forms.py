@@ -75,19 +75,7 @@ class ChangeRequestForm(forms.Form):
             self.question_names.append(name)
 
     def content(self) -> dict:
-        return {
-            name: self.cleaned_data[name]
-            for name in (
-                "title",
-                "why",
-                "what_changes",
-                "affected_items",
-                "kind",
-                "change_type",
-                "verification_plan",
-                "rollback_plan",
-            )
-        }
+        return {name: self.cleaned_data[name] for name in ChangeRequest.CONTENT_FIELDS}
 
     def risk_answers(self) -> dict[str, str]:
         return {

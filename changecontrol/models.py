@@ -37,6 +37,8 @@ class User(AbstractUser):
 
 
 class Role(models.TextChoices):
+    """The one role vocabulary: product permissions, global groups and policy documents all use these values."""
+
     ENGINEER = "engineer", "Engineer"
     RELEASE_MANAGER = "release_manager", "Release manager"
     QUALITY = "quality", "Quality reviewer"
@@ -45,6 +47,14 @@ class Role(models.TextChoices):
     SRE = "sre", "SRE"
     AUDITOR = "auditor", "Auditor"
     ADMIN = "admin", "Administrator"
+
+    @classmethod
+    def in_sentence(cls, value: str) -> str:
+        """'quality' → 'quality reviewer', for "needs a signature from a quality reviewer"; acronyms stay."""
+        if value not in cls.values:
+            return value
+        label = cls(value).label
+        return label if label.isupper() else label[0].lower() + label[1:]
 
 
 class Product(models.Model):
@@ -222,6 +232,17 @@ class ChangeRequest(models.Model):
         indexes = [models.Index(fields=["product", "state"])]
 
     HUMAN_PREFIX = "CR-"
+    # What a person writes; editing any of it after approval resets the approval (risk answers aside).
+    CONTENT_FIELDS = (
+        "title",
+        "why",
+        "what_changes",
+        "affected_items",
+        "kind",
+        "change_type",
+        "verification_plan",
+        "rollback_plan",
+    )
 
     def __str__(self) -> str:
         return f"{self.human_id} {self.title}"

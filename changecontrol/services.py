@@ -122,19 +122,14 @@ def policy_version_sign(
     *, policy_version: PolicyVersion, signer: User, username: str, password: str, comment: str = ""
 ) -> Signature:
     """A quality reviewer's signature activates a proposed policy version (the previous one is superseded)."""
-    esign.reauthenticate(
+    return esign.sign(
         signer=signer,
         username=username,
         password=password,
         subject_human_id=str(policy_version),
         product=policy_version.product,
+        under_lock=lambda: _policy_version_activate(policy_version=policy_version, signer=signer, comment=comment),
     )
-    try:
-        return _policy_version_activate(policy_version=policy_version, signer=signer, comment=comment)
-    except esign.Refusal as refusal:
-        esign.refuse(
-            signer=signer, subject_human_id=str(policy_version), product=policy_version.product, refusal=refusal
-        )
 
 
 @transaction.atomic
@@ -184,16 +179,7 @@ def _policy_version_activate(*, policy_version: PolicyVersion, signer: User, com
 
 # ---------------------------------------------------------------- change requests
 
-CR_CONTENT_FIELDS = (
-    "title",
-    "why",
-    "what_changes",
-    "affected_items",
-    "kind",
-    "change_type",
-    "verification_plan",
-    "rollback_plan",
-)
+CR_CONTENT_FIELDS = ChangeRequest.CONTENT_FIELDS
 CR_OPENER_ROLES = (Role.ENGINEER, Role.RELEASE_MANAGER, Role.PRODUCT, Role.QUALITY, Role.SECURITY, Role.SRE)
 
 
@@ -412,22 +398,16 @@ def change_request_sign(
     role: str = "",
 ) -> Signature:
     """Sign a submitted CR (approve, reject or review) — Part 11 re-authentication and separation of duties."""
-    esign.reauthenticate(
+    return esign.sign(
         signer=signer,
         username=username,
         password=password,
         subject_human_id=change_request.human_id,
         product=change_request.product,
-    )
-    try:
-        return _change_request_sign_locked(
+        under_lock=lambda: _change_request_sign_locked(
             change_request=change_request, signer=signer, meaning=meaning, comment=comment, role=role
-        )
-    except esign.Refusal as refusal:
-        # Audited outside the rolled-back transaction, so the refusal itself is on record.
-        esign.refuse(
-            signer=signer, subject_human_id=change_request.human_id, product=change_request.product, refusal=refusal
-        )
+        ),
+    )
 
 
 @transaction.atomic

@@ -22,8 +22,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from changecontrol import selectors, services
-from changecontrol.access import get_visible_or_404, visible_products
-from changecontrol.api_base import parse_human_id
+from changecontrol.access import get_visible_or_404, parse_human_id, product_for, visible_products
 from changecontrol.forms import (
     AuditFilterForm,
     ChangeRequestFilterForm,
@@ -89,10 +88,6 @@ def _sentence(text: str) -> str:
 # ---------------------------------------------------------------- the one way in
 
 
-def _product(request, key: str) -> Product:
-    return get_visible_or_404(Product.objects.all(), user=request.user, product_field="", key=key)
-
-
 def _change_request(request, human_id: str) -> ChangeRequest:
     return get_visible_or_404(
         ChangeRequest.objects.select_related("product", "requester", "policy_version"),
@@ -132,7 +127,7 @@ def product_list(request):
 
 @login_required
 def change_request_list(request, product: str | None = None):
-    scope = _product(request, product) if product else None
+    scope = product_for(request, product) if product else None
     products = [scope] if scope else list(visible_products(request.user))
     tiers = _tiers_of(scope) if scope else DEFAULT_TIERS
     form = ChangeRequestFilterForm(request.GET or None, tiers=tiers)
@@ -170,7 +165,7 @@ def _questions(product: Product) -> dict:
 
 @login_required
 def change_request_create(request, product: str):
-    product = _product(request, product)
+    product = product_for(request, product)
     _require_opener(request, product)
     questions = _questions(product)
     form = ChangeRequestForm(request.POST or None, questions=questions)
@@ -471,11 +466,11 @@ def _policy_history_page(request, product: Product, *, draft: dict | None = None
 
 @login_required
 def policy_history(request, product: str):
-    return _policy_history_page(request, _product(request, product))
+    return _policy_history_page(request, product_for(request, product))
 
 
 def _policy_version(request, product: str, version: int) -> PolicyVersion:
-    product = _product(request, product)
+    product = product_for(request, product)
     try:
         return product.policy_versions.select_related("product", "author").get(version=version)
     except PolicyVersion.DoesNotExist:
@@ -506,7 +501,7 @@ def policy_sign(request, product: str, version: int):
 @require_POST
 def policy_propose(request, product: str):
     """A new version from the page: the same service as `load_policy` and the API, so the same checks."""
-    product = _product(request, product)
+    product = product_for(request, product)
     source, reason = request.POST.get("source", ""), request.POST.get("reason", "")
     latest = product.policy_versions.order_by("-version").first()
     try:
@@ -532,7 +527,7 @@ def policy_propose(request, product: str):
 
 @login_required
 def policy_diff(request, product: str):
-    product = _product(request, product)
+    product = product_for(request, product)
     versions = {v.version: v for v in selectors.policy_versions(product)}
     try:
         a, b = int(request.GET.get("a", "")), int(request.GET.get("b", ""))

@@ -4,8 +4,9 @@ Every hash that must be reproduced later — by `verify_audit`, by a reviewer's 
 `custody verify-bundle` on an auditor's laptop — is taken over these bytes: audit events and checkpoints, the
 content a signature is bound to, release manifests, status decisions, trace baselines and item fingerprints, and
 evidence-bundle manifests. The rules: object keys sorted, no whitespace, UTF-8 (characters as themselves, never
-`\\u` escapes), NaN and infinities refused; a value JSON has no type for is written as text (a datetime as ISO 8601, a
-Decimal as its digits, a set as a sorted list). Test vectors in tests/common/test_canonical.py pin the bytes.
+`\\u` escapes), NaN and infinities refused; a datetime is written as ISO 8601, a Decimal as its digits, a set as a
+sorted list, a tuple as a list, and any other value JSON has no type for is refused. Test vectors in
+tests/common/test_canonical.py pin the bytes.
 
 Standard library only: the offline verifier (`custody_cli`) imports this module without Django.
 """
@@ -28,7 +29,14 @@ def _default(value: Any) -> Any:
         return sorted(value)
     if isinstance(value, tuple):
         return list(value)
-    return str(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _as_text(value: Any) -> Any:
+    try:
+        return _default(value)
+    except TypeError:
+        return str(value)
 
 
 def canonical_json(value: Any, *, ascii_only: bool = False) -> bytes:
@@ -48,7 +56,9 @@ def canonical_sha256(value: Any) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """The value as a JSON column stores and returns it, so what is hashed is exactly what is kept."""
+    """The value as a JSON column stores and returns it, so what is hashed is exactly what is kept.
+
+    Lenient where canonical_json is strict: an object JSON has no type for (a UUID, a path) is kept as its text."""
     if value is None:
         return None
-    return json.loads(canonical_json(value))
+    return json.loads(json.dumps(value, sort_keys=True, allow_nan=False, default=_as_text))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,7 +24,6 @@ EXIT_SERVER = 4
 REQUEST_TIMEOUT_SECONDS = 30.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = "custody-cli/0.1"
-ARTIFACT_DIGEST = re.compile(r"sha256:[0-9a-fA-F]{64}")
 # A 4xx that is not the request's fault: asking again later may succeed, so it counts as a server error.
 _TRANSIENT_CLIENT_ERRORS = {408, 425, 429}
 

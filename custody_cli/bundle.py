@@ -44,6 +44,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from common.canonical import canonical_json
 from common.times import parse_timestamp
 
 FORMAT = "custody-evidence-bundle/1"
@@ -135,11 +136,6 @@ def _strip_nul(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_strip_nul(item) for item in value]
     return value
-
-
-def canonical_json(value: Any) -> bytes:
-    """Canonical JSON bytes: UTF-8, sorted keys, no insignificant spaces."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def key_id_for_public_key(public_key) -> str:

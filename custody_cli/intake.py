@@ -19,8 +19,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from common.digests import is_digest
 from custody_cli import api
-from custody_cli.api import ARTIFACT_DIGEST, Refused, ServerError, UsageError
+from custody_cli.api import Refused, ServerError, UsageError
 
 EXIT_STILL_PROCESSING = 2  # like `custody gate`'s "pending": not a failure yet, but not done either
 EVIDENCE_WAIT_SECONDS = 600.0
@@ -59,7 +60,7 @@ def _product_key(value: str) -> str:
 
 
 def _artifact_digest(value: str, option: str = "--artifact") -> str:
-    if not ARTIFACT_DIGEST.fullmatch(value.strip()):
+    if not is_digest(value.strip().lower()):
         raise UsageError(f"{option} must be sha256:<64 hex characters>, not {value!r}")
     return value.strip().lower()
 

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.digests import is_digest
 from custody_cli import intake
 from custody_cli.api import (
-    ARTIFACT_DIGEST,
     EXIT_USAGE,
     CliError,
     ServerError,
@@ -180,7 +180,7 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def _gate_command(args) -> int:
-    if not ARTIFACT_DIGEST.fullmatch(args.artifact or ""):
+    if not is_digest((args.artifact or "").strip().lower()):
         raise UsageError(f"--artifact must be sha256:<64 hex characters>, not {args.artifact!r}")
     if not args.environment.strip():
         raise UsageError("--environment must name an environment, e.g. production")

@@ -9,10 +9,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from changecontrol.access import require_scope
-from changecontrol.api_base import product_for, require_person, token_of
+from changecontrol.access import product_for, require_person, require_scope, token_of
 from changecontrol.models import Product, Role
 from changecontrol.roles import roles_of
+from common.api import validated
 from common.api_parsers import MultiPartParser
 from common.errors import NotPermitted
 from evidence import selectors, services, storage
@@ -114,7 +114,7 @@ class BuildRegisterApi(APIView):
     def post(self, request, product):
         product = product_for(request, product)
         require_writer(request, product)
-        data = _valid(BuildInput, request.data)
+        data = validated(BuildInput, request.data)
         build, created = services.build_register(product=product, actor=request.user, **data)
         build = Build.objects.prefetch_related("commits", "artifacts").select_related("product").get(pk=build.pk)
         return Response(BuildOutput(build).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -169,7 +169,7 @@ class ArtifactRegisterApi(APIView):
     def post(self, request, product):
         product = product_for(request, product)
         require_writer(request, product)
-        data = _valid(ArtifactInput, request.data)
+        data = validated(ArtifactInput, request.data)
         build = selectors.build_get(human_id=data.pop("build"), user=request.user, token=token_of(request))
         if build.product_id != product.pk:
             from django.http import Http404
@@ -379,7 +379,7 @@ class SignerKeyListCreateApi(APIView):
     def post(self, request, product):
         product = product_for(request, product)
         _require_key_admin(request, product)
-        data = _valid(SignerKeyInput, request.data)
+        data = validated(SignerKeyInput, request.data)
         key = services.signer_key_register(product=product, actor=request.user, **data)
         return Response(SignerKeyOutput(key).data, status=status.HTTP_201_CREATED)
 
@@ -406,9 +406,3 @@ def _require_key_admin(request, product: Product) -> None:
     require_person(request, scope=WRITE_SCOPE)
     if not roles_of(request.user, product) & KEY_ADMIN_ROLES:
         raise NotPermitted(f"registering or revoking signer keys of {product.key} needs the admin or security role")
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from changecontrol.models import Product
+from common.digests import DIGEST_PATTERN
 
 
 class Build(models.Model):
@@ -97,7 +98,7 @@ class Artifact(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(digest__regex=r"^sha256:[0-9a-f]{64}$"), name="%(app_label)s_%(class)s_digest_format"
+                condition=Q(digest__regex=f"^{DIGEST_PATTERN}$"), name="%(app_label)s_%(class)s_digest_format"
             ),
         ]
 
@@ -127,6 +128,24 @@ class SignerKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key_id[:12]})"
+
+
+# Which evidence counts (DESIGN §6): parsed, and signed by a registered key or honestly unsigned. Invalid and
+# mismatched evidence is kept but never counts, nor does a copy superseded by another copy of the same file.
+COUNTING_STATE = "parsed"
+COUNTING_VERDICTS = ("signed", "unsigned")
+
+
+class EvidenceQuerySet(models.QuerySet):
+    def counting(self) -> EvidenceQuerySet:
+        """The evidence that counts for its artifact (the one rule; the trace matrix's SQL spells the same)."""
+        return self.filter(state=COUNTING_STATE, verdict__in=COUNTING_VERDICTS)
+
+
+class FactQuerySet(models.QuerySet):
+    def counting(self) -> FactQuerySet:
+        """Facts (test results, components, findings, …) parsed from evidence that counts."""
+        return self.filter(evidence__state=COUNTING_STATE, evidence__verdict__in=COUNTING_VERDICTS)
 
 
 class Evidence(models.Model):
@@ -192,6 +211,8 @@ class Evidence(models.Model):
         help_text="The copy of the same file that counts instead of this one (a signed copy over an unsigned one).",
     )
 
+    objects = EvidenceQuerySet.as_manager()
+
     class Meta:
         ordering = ["-id"]
         constraints = [
@@ -222,8 +243,8 @@ class Evidence(models.Model):
         return f"EV-{self.pk}"
 
     def counts_as_evidence(self) -> bool:
-        """Invalid and mismatched evidence is kept but never counts (DESIGN §6), nor does a superseded copy."""
-        return self.state == self.State.PARSED and self.verdict in (self.Verdict.SIGNED, self.Verdict.UNSIGNED)
+        """Whether this evidence counts (`EvidenceQuerySet.counting` says the same of a query)."""
+        return self.state == COUNTING_STATE and self.verdict in COUNTING_VERDICTS
 
 
 class TestResult(models.Model):
@@ -246,6 +267,8 @@ class TestResult(models.Model):
     requirement_ids = models.JSONField(default=list, blank=True)
     executed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = FactQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["artifact", "status"])]
@@ -264,6 +287,8 @@ class CoverageFile(models.Model):
     lines_covered = models.PositiveIntegerField()
     branches_valid = models.PositiveIntegerField(null=True, blank=True)
     branches_covered = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = FactQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.path} {self.lines_covered}/{self.lines_valid}"
@@ -284,6 +309,8 @@ class StaticFinding(models.Model):
     fingerprint = models.CharField(max_length=200, blank=True)
     suppressed = models.BooleanField(default=False)
 
+    objects = FactQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"{self.rule_id} {self.path}:{self.start_line or ''}"
 
@@ -299,6 +326,8 @@ class SbomComponent(models.Model):
     license_expression = models.CharField(max_length=1000, blank=True)
     hashes = models.JSONField(default=dict, blank=True)
     bom_ref = models.CharField(max_length=1000, blank=True)
+
+    objects = FactQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["artifact"])]
@@ -318,6 +347,8 @@ class VexStatement(models.Model):
     status = models.CharField(max_length=30)
     justification = models.CharField(max_length=200, blank=True)
     impact_statement = models.TextField(blank=True)
+
+    objects = FactQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.vuln_id} {self.status}"
@@ -342,6 +373,8 @@ class Vulnerability(models.Model):
         VexStatement, on_delete=models.PROTECT, null=True, blank=True, related_name="suppresses"
     )
 
+    objects = FactQuerySet.as_manager()
+
     class Meta:
         indexes = [models.Index(fields=["artifact", "severity"])]
 
@@ -360,6 +393,8 @@ class Provenance(models.Model):
     source_commit = models.CharField(max_length=64, blank=True)
     invocation_id = models.CharField(max_length=500, blank=True)
     predicate_type = models.CharField(max_length=200, blank=True)
+
+    objects = FactQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.builder_id} @ {self.source_commit[:12]}"

@@ -3,7 +3,7 @@
 Steps (evidence_process):
 1. claim: pending → processing (own short transaction, so the status page shows it);
 2. read the raw bytes from storage and verify signatures / subject (verdict);
-3. parse with the type's parser (dispatch table PARSERS) into unsaved fact rows;
+3. parse with the type's parser into unsaved fact rows (evidence/facts.py);
 4. in ONE transaction: delete this evidence's old facts, insert the new ones, set the final state, audit.
 A worker killed anywhere before step 4 commits leaves the previous facts (or none) and the state
 "processing"; the re-run (acks_late redelivery) produces exactly one complete result.
@@ -12,8 +12,7 @@ A worker killed anywhere before step 4 commits leaves the previous facts (or non
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, connections, transaction
@@ -21,7 +20,9 @@ from django.utils import timezone
 
 from changecontrol import audit
 from evidence import services, storage
+from evidence.facts import Facts, facts_of
 from evidence.models import (
+    COUNTING_VERDICTS,
     Artifact,
     CoverageFile,
     Evidence,
@@ -32,20 +33,14 @@ from evidence.models import (
     VexStatement,
     Vulnerability,
 )
-from evidence.parsers import vulns
 from evidence.parsers.base import EvidenceParseError
+from evidence.vex import vex_apply
 
 log = logging.getLogger(__name__)
 
 BATCH = 5000  # rows per INSERT; progress is reported after each batch
 FACT_MODELS = (TestResult, CoverageFile, StaticFinding, SbomComponent, Vulnerability, VexStatement, Provenance)
 FINISHED_STATES = (Evidence.State.PARSED, Evidence.State.REJECTED, Evidence.State.FAILED, Evidence.State.SUPERSEDED)
-COUNTING_VERDICTS = (Evidence.Verdict.SIGNED, Evidence.Verdict.UNSIGNED)
-
-SLSA_PREDICATES = ("https://slsa.dev/provenance/v0.2", "https://slsa.dev/provenance/v1")
-TEST_RESULT_PREDICATE = "https://in-toto.io/attestation/test-result/v0.1"
-CYCLONEDX_PREDICATES = ("https://cyclonedx.org/bom", "https://cyclonedx.org/bom/v1.4", "https://cyclonedx.org/bom/v1.5")
-SPDX_PREDICATES = ("https://spdx.dev/Document", "https://spdx.dev/Document/v2.3")
 
 
 @dataclass
@@ -58,15 +53,6 @@ class Verdict:
     content: bytes | None = None  # what to parse, when it is not the raw bytes (a DSSE payload's predicate)
     content_type: str = ""  # the evidence type of `content`
     statement: Any = None
-
-
-@dataclass
-class Facts:
-    """Unsaved fact rows of one evidence and its summary."""
-
-    rows: list = field(default_factory=list)
-    summary: dict = field(default_factory=dict)
-    applies_vex: bool = False
 
 
 class Rejected(Exception):
@@ -103,7 +89,7 @@ def evidence_process(*, evidence_id: int, reprocess: bool = False) -> Evidence |
     _progress(evidence_id, 20)
     # 3. Parse.
     try:
-        facts = parse(evidence=evidence, raw=raw, verdict=verdict)
+        facts = facts_of(evidence=evidence, raw=raw, statement=verdict.statement)
     except EvidenceParseError as exc:
         return _finish_failed(evidence, str(exc), verdict=verdict)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -207,347 +193,6 @@ def _no_key_detail(detail: str, keys, evidence: Evidence) -> str:
     )
 
 
-# ---------------------------------------------------------------- parsing (dispatch table)
-
-
-def parse(*, evidence: Evidence, raw: bytes, verdict: Verdict) -> Facts:
-    if evidence.evidence_type == Evidence.Type.DSSE:
-        return _parse_statement(evidence, verdict)
-    if evidence.evidence_type == Evidence.Type.COSIGN:
-        claim = verdict.statement
-        return Facts(
-            summary={"docker_manifest_digest": claim.docker_manifest_digest, "docker_reference": claim.docker_reference}
-        )
-    parser = PARSERS[evidence.evidence_type]
-    return parser(evidence, raw)
-
-
-def _junit(evidence: Evidence, raw: bytes) -> Facts:
-    from evidence.parsers.junit import parse_junit
-
-    report = parse_junit(raw)
-    artifact = evidence.artifact
-    rows = [
-        TestResult(
-            evidence=evidence,
-            artifact=artifact,
-            suite=_cut(case.suite, 500),
-            classname=_cut(case.classname, 500),
-            name=_cut(case.name, 1000) or "(unnamed)",
-            status=case.status,
-            duration_s=case.duration_s,
-            message=case.message,
-            requirement_ids=list(case.requirement_ids),
-            executed_at=report.started_at,
-        )
-        for case in report.cases
-    ]
-    summary = {
-        "tool": report.tool,
-        "suites": report.suites,
-        "total": report.total,
-        "passed": report.passed,
-        "failed": report.failed,
-        "skipped": report.skipped,
-    }
-    return Facts(rows=rows, summary=summary)
-
-
-def _coverage_facts(evidence: Evidence, report) -> Facts:
-    rows = [
-        CoverageFile(
-            evidence=evidence,
-            artifact=evidence.artifact,
-            path=_cut(f.path, 1000),
-            lines_valid=_clamp(f.lines_valid),
-            lines_covered=_clamp(f.lines_covered),
-            branches_valid=None if f.branches_valid is None else _clamp(f.branches_valid),
-            branches_covered=None if f.branches_covered is None else _clamp(f.branches_covered),
-        )
-        for f in report.files
-    ]
-    summary = {
-        "tool": report.tool,
-        "line_rate": report.line_rate,
-        "branch_rate": report.branch_rate,
-        "lines_valid": report.lines_valid,
-        "lines_covered": report.lines_covered,
-        "branches_valid": report.branches_valid,
-        "branches_covered": report.branches_covered,
-        "files": len(report.files),
-    }
-    return Facts(rows=rows, summary=summary)
-
-
-def _cobertura(evidence: Evidence, raw: bytes) -> Facts:
-    from evidence.parsers import coverage
-
-    # JaCoCo XML is accepted under the same type: CI users call every XML coverage report "cobertura".
-    head = raw[:4096]
-    if b"<report" in head and b"<coverage" not in head:
-        return _coverage_facts(evidence, coverage.parse_jacoco(raw))
-    return _coverage_facts(evidence, coverage.parse_cobertura(raw))
-
-
-def _lcov(evidence: Evidence, raw: bytes) -> Facts:
-    from evidence.parsers.coverage import parse_lcov
-
-    return _coverage_facts(evidence, parse_lcov(raw))
-
-
-def _sarif(evidence: Evidence, raw: bytes) -> Facts:
-    from evidence.parsers.sarif import parse_sarif
-
-    report = parse_sarif(raw)
-    rows = [
-        StaticFinding(
-            evidence=evidence,
-            artifact=evidence.artifact,
-            tool=_cut(f.tool, 100),
-            rule_id=_cut(f.rule_id, 300),
-            level=f.level,
-            severity=f.severity,
-            message=f.message,
-            path=_cut(f.path, 1000),
-            start_line=f.start_line if f.start_line and f.start_line > 0 else None,
-            fingerprint=_cut(f.fingerprint, 200),
-            suppressed=f.suppressed,
-        )
-        for f in report.findings
-    ]
-    by_level: dict[str, int] = {}
-    for f in report.findings:
-        if not f.suppressed:
-            by_level[f.level] = by_level.get(f.level, 0) + 1
-    summary = {
-        "tools": report.tools,
-        "findings": len(rows),
-        "suppressed": sum(1 for f in report.findings if f.suppressed),
-        "by_level": by_level,
-    }
-    return Facts(rows=rows, summary=summary)
-
-
-def _sbom_facts(evidence: Evidence, document) -> Facts:
-    rows = [
-        SbomComponent(
-            evidence=evidence,
-            artifact=evidence.artifact,
-            name=_cut(c.name, 500) or "(unnamed)",
-            version=_cut(c.version, 200),
-            purl=_cut(c.purl, 1000),
-            license_expression=_cut(c.license_expression, 1000),
-            hashes=dict(c.hashes),
-            bom_ref=_cut(c.bom_ref, 1000),
-        )
-        for c in document.components
-    ]
-    licences: dict[str, int] = {}
-    for c in document.components:
-        key = c.license_expression or "(none declared)"
-        licences[key] = licences.get(key, 0) + 1
-    summary = {
-        "format": document.format,
-        "spec_version": document.spec_version,
-        "components": len(rows),
-        "subject": document.subject_name,
-        "serial": document.serial,
-        "tools": list(document.tools),
-        "licences": dict(sorted(licences.items(), key=lambda item: -item[1])[:50]),
-    }
-    return Facts(rows=rows, summary=summary)
-
-
-def _cyclonedx(evidence: Evidence, raw: bytes) -> Facts:
-    from evidence.parsers import base, sbom, vulns
-
-    document = base.parse_json(raw)
-    facts = _sbom_facts(evidence, sbom.parse_cyclonedx(raw))
-    items = document.get("vulnerabilities") if isinstance(document, dict) else None
-    if items:
-        report = vulns.parse_cyclonedx_vulnerabilities(document)
-        facts.rows += _vulnerability_rows(evidence, report.vulnerabilities)
-        facts.summary["vulnerabilities"] = _severity_counts(report.vulnerabilities)
-        # CycloneDX VEX lives in the same document: vulnerabilities[].analysis.
-        if any(isinstance(i, dict) and i.get("analysis") for i in items):
-            vex = vulns.parse_cyclonedx_vex(document)
-            facts.rows += _vex_rows(evidence, vex.statements)
-            facts.summary["vex_statements"] = len(vex.statements)
-        facts.applies_vex = True
-    return facts
-
-
-def _spdx(evidence: Evidence, raw: bytes) -> Facts:
-    from evidence.parsers.sbom import parse_spdx
-
-    return _sbom_facts(evidence, parse_spdx(raw))
-
-
-def _scan(parser: Callable[[bytes], vulns.VulnerabilityReport]) -> Callable[[Evidence, bytes], Facts]:
-    def parse_scan(evidence: Evidence, raw: bytes) -> Facts:
-        report = parser(raw)
-        summary = {
-            "tool": report.tool,
-            "tool_version": report.tool_version,
-            "target": report.target,
-            "vulnerabilities": _severity_counts(report.vulnerabilities),
-            "total": len(report.vulnerabilities),
-        }
-        return Facts(rows=_vulnerability_rows(evidence, report.vulnerabilities), summary=summary, applies_vex=True)
-
-    return parse_scan
-
-
-def _openvex(evidence: Evidence, raw: bytes) -> Facts:
-    from evidence.parsers.vulns import parse_openvex
-
-    document = parse_openvex(raw)
-    summary = {
-        "format": document.format,
-        "document_id": document.document_id,
-        "author": document.author,
-        "statements": len(document.statements),
-    }
-    return Facts(rows=_vex_rows(evidence, document.statements), summary=summary, applies_vex=True)
-
-
-def _generic(evidence: Evidence, raw: bytes) -> Facts:
-    return Facts(summary={"kept": True, "parsed": False})
-
-
-def _vulnerability_rows(evidence: Evidence, found) -> list[Vulnerability]:
-    return [
-        Vulnerability(
-            evidence=evidence,
-            artifact=evidence.artifact,
-            vuln_id=_cut(v.vuln_id, 200),
-            aliases=list(v.aliases),
-            package_name=_cut(v.package_name, 500),
-            package_version=_cut(v.package_version, 200),
-            purl=_cut(v.purl, 1000),
-            severity=v.severity,
-            cvss_score=v.cvss_score,
-            fix_state=_cut(v.fix_state, 20),
-            fixed_versions=list(v.fixed_versions),
-            title=v.title,
-        )
-        for v in found
-    ]
-
-
-def _vex_rows(evidence: Evidence, statements) -> list[VexStatement]:
-    return [
-        VexStatement(
-            evidence=evidence,
-            artifact=evidence.artifact,
-            vuln_id=_cut(s.vuln_id, 200),
-            aliases=list(s.aliases),
-            products=list(s.products),
-            status=_cut(s.status, 30),
-            justification=_cut(s.justification, 200),
-            impact_statement=s.impact_statement,
-        )
-        for s in statements
-    ]
-
-
-def _severity_counts(found) -> dict[str, int]:
-    counts = dict.fromkeys(("critical", "high", "medium", "low", "unknown"), 0)
-    for v in found:
-        counts[v.severity] = counts.get(v.severity, 0) + 1
-    return counts
-
-
-def _parse_statement(evidence: Evidence, verdict: Verdict) -> Facts:
-    """A verified in-toto statement: SLSA provenance, a test result, or an SBOM carried as its predicate."""
-    import json
-
-    from evidence import verification as v
-
-    statement = verdict.statement
-    predicate_type = statement.predicate_type
-    summary: dict[str, Any] = {"predicate_type": predicate_type, "subjects": [n for n, _ in statement.subjects][:20]}
-    if predicate_type in SLSA_PREDICATES:
-        provenance = v.provenance_from_statement(statement)
-        row = Provenance(
-            evidence=evidence,
-            artifact=evidence.artifact,
-            builder_id=_cut(provenance.builder_id, 500),
-            build_type=_cut(provenance.build_type, 500),
-            source_repository=_cut(provenance.source_repository, 500),
-            source_commit=_cut(provenance.source_commit, 64),
-            invocation_id=_cut(provenance.invocation_id, 500),
-            predicate_type=_cut(provenance.predicate_type, 200),
-        )
-        summary.update(
-            builder_id=provenance.builder_id,
-            source_repository=provenance.source_repository,
-            source_commit=provenance.source_commit,
-        )
-        return Facts(rows=[row], summary=summary)
-    if predicate_type == TEST_RESULT_PREDICATE:
-        return _test_result_predicate(evidence, statement.predicate, summary)
-    if predicate_type in CYCLONEDX_PREDICATES or predicate_type.startswith("https://cyclonedx.org/bom"):
-        facts = _cyclonedx(evidence, json.dumps(statement.predicate).encode())
-        facts.summary.update(summary)
-        return facts
-    if predicate_type in SPDX_PREDICATES or predicate_type.startswith("https://spdx.dev/Document"):
-        facts = _spdx(evidence, json.dumps(statement.predicate).encode())
-        facts.summary.update(summary)
-        return facts
-    summary["note"] = "kept and verified; this predicate type is not turned into facts"
-    return Facts(summary=summary)
-
-
-def _test_result_predicate(evidence: Evidence, predicate: dict, summary: dict) -> Facts:
-    """in-toto test-result v0.1: {result, passedTests, failedTests, warnedTests, configuration}."""
-    from evidence.parsers.junit import REQUIREMENT_IN_NAME
-
-    rows = []
-    for key, status in (("passedTests", "passed"), ("warnedTests", "passed"), ("failedTests", "failed")):
-        names = predicate.get(key) or []
-        if not isinstance(names, list):
-            raise EvidenceParseError(
-                f"expected an array of test names, found {type(names).__name__}", location=f"predicate.{key}"
-            )
-        for name in names:
-            name = str(name).replace("\x00", "")
-            rows.append(
-                TestResult(
-                    evidence=evidence,
-                    artifact=evidence.artifact,
-                    suite="in-toto test-result",
-                    name=_cut(name, 1000) or "(unnamed)",
-                    status=status,
-                    requirement_ids=sorted(set(REQUIREMENT_IN_NAME.findall(name))),
-                )
-            )
-    result = str(predicate.get("result", "")).upper()
-    summary.update(
-        result=result,
-        total=len(rows),
-        passed=sum(1 for r in rows if r.status == "passed"),
-        failed=sum(1 for r in rows if r.status == "failed"),
-        skipped=0,
-    )
-    return Facts(rows=rows, summary=summary)
-
-
-PARSERS: dict[str, Callable[[Evidence, bytes], Facts]] = {
-    Evidence.Type.JUNIT: _junit,
-    Evidence.Type.COBERTURA: _cobertura,
-    Evidence.Type.LCOV: _lcov,
-    Evidence.Type.SARIF: _sarif,
-    Evidence.Type.CYCLONEDX: _cyclonedx,
-    Evidence.Type.SPDX: _spdx,
-    Evidence.Type.GRYPE: _scan(vulns.parse_grype),
-    Evidence.Type.TRIVY: _scan(vulns.parse_trivy),
-    Evidence.Type.OSV: _scan(vulns.parse_osv_scanner),
-    Evidence.Type.OPENVEX: _openvex,
-    Evidence.Type.GENERIC: _generic,
-}
-
-
 # ---------------------------------------------------------------- the final write
 
 
@@ -604,7 +249,7 @@ def _finish_parsed(evidence: Evidence, verdict: Verdict, facts: Facts) -> Eviden
         )
         settled = _settle_copies(evidence)
         if settled or facts.applies_vex or any(isinstance(r, VexStatement) for r in facts.rows):
-            services.vex_apply(evidence.artifact)
+            vex_apply(evidence.artifact)
     return Evidence.objects.get(pk=evidence.pk)
 
 
@@ -632,7 +277,7 @@ def _finish_rejected(evidence: Evidence, verdict: Verdict) -> Evidence:
         )
         settled = _settle_copies(evidence)  # a copy this one had superseded counts again
         if settled or evidence.evidence_type in (Evidence.Type.OPENVEX, Evidence.Type.CYCLONEDX):
-            services.vex_apply(evidence.artifact)  # a VEX that no longer counts must stop suppressing
+            vex_apply(evidence.artifact)  # a VEX that no longer counts must stop suppressing
     return Evidence.objects.get(pk=evidence.pk)
 
 
@@ -659,7 +304,7 @@ def _finish_failed(evidence: Evidence, error: str, *, verdict: Verdict | None = 
             reason=error[:2000],
         )
         if _settle_copies(evidence):  # a copy this one had superseded counts again
-            services.vex_apply(evidence.artifact)
+            vex_apply(evidence.artifact)
     return Evidence.objects.get(pk=evidence.pk)
 
 
@@ -747,16 +392,6 @@ def _side_progress(evidence_id: int, percent: int) -> None:
         log.debug("progress update failed", exc_info=True)
     finally:
         side.close()
-
-
-def _cut(value: str | None, limit: int) -> str:
-    text = (value or "").replace("\x00", "")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clamp(value: int) -> int:
-    # PositiveIntegerField is a PostgreSQL integer; hit counts of 2^64-1 exist in the wild (lcov).
-    return max(0, min(int(value), 2_147_483_647))
 
 
 def artifact_of(evidence_id: int) -> Artifact:

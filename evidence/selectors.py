@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.http import Http404
 
 from changecontrol.access import get_visible_or_404
@@ -10,10 +10,6 @@ from changecontrol.models import ApiToken, Product, User
 from evidence.models import Artifact, Build, Evidence, SignerKey, TestResult, Vulnerability
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "unknown")
-# Only parsed evidence with an acceptable verdict counts (DESIGN §6): rejected evidence is kept, never used.
-COUNTING = Q(
-    evidence__state=Evidence.State.PARSED, evidence__verdict__in=[Evidence.Verdict.SIGNED, Evidence.Verdict.UNSIGNED]
-)
 
 
 def build_get(*, human_id: str, user: User, token: ApiToken | None = None) -> Build:
@@ -38,7 +34,7 @@ def artifact_get(*, digest: str, user: User, token: ApiToken | None = None) -> A
 
 def evidence_get(*, evidence_id: str, user: User, token: ApiToken | None = None) -> Evidence:
     """'EV-12' or '12' → the evidence, or 404."""
-    from changecontrol.api_base import parse_human_id
+    from changecontrol.access import parse_human_id
 
     return get_visible_or_404(
         Evidence.objects.select_related("product", "artifact", "signer_key", "uploaded_by"),
@@ -53,9 +49,7 @@ def signer_keys(product: Product) -> QuerySet[SignerKey]:
 
 
 def counting_evidence(artifact: Artifact) -> QuerySet[Evidence]:
-    return artifact.evidence.filter(
-        state=Evidence.State.PARSED, verdict__in=[Evidence.Verdict.SIGNED, Evidence.Verdict.UNSIGNED]
-    )
+    return artifact.evidence.counting()
 
 
 def tests_failures_first(artifact: Artifact) -> QuerySet[TestResult]:
@@ -66,11 +60,11 @@ def tests_failures_first(artifact: Artifact) -> QuerySet[TestResult]:
         default=Value(3),
         output_field=IntegerField(),
     )
-    return TestResult.objects.filter(COUNTING, artifact=artifact).annotate(rank=rank).order_by("rank", "suite", "name")
+    return TestResult.objects.counting().filter(artifact=artifact).annotate(rank=rank).order_by("rank", "suite", "name")
 
 
 def test_counts(artifact: Artifact) -> dict[str, int]:
-    rows = TestResult.objects.filter(COUNTING, artifact=artifact).values("status").annotate(n=Count("id"))
+    rows = TestResult.objects.counting().filter(artifact=artifact).values("status").annotate(n=Count("id"))
     counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
     counts.update({row["status"]: row["n"] for row in rows})
     counts["total"] = sum(counts.values())
@@ -78,7 +72,7 @@ def test_counts(artifact: Artifact) -> dict[str, int]:
 
 
 def vulnerabilities(artifact: Artifact, *, severity: str = "") -> QuerySet[Vulnerability]:
-    queryset = Vulnerability.objects.filter(COUNTING, artifact=artifact).select_related("suppressed_by__evidence")
+    queryset = Vulnerability.objects.counting().filter(artifact=artifact).select_related("suppressed_by__evidence")
     if severity:
         queryset = queryset.filter(severity=severity)
     rank = Case(*[When(severity=s, then=Value(i)) for i, s in enumerate(SEVERITY_ORDER)], output_field=IntegerField())
@@ -88,7 +82,8 @@ def vulnerabilities(artifact: Artifact, *, severity: str = "") -> QuerySet[Vulne
 def vulnerability_counts(artifact: Artifact) -> dict[str, int]:
     """Open (unsuppressed) vulnerabilities by severity."""
     rows = (
-        Vulnerability.objects.filter(COUNTING, artifact=artifact, suppressed_by__isnull=True)
+        Vulnerability.objects.counting()
+        .filter(artifact=artifact, suppressed_by__isnull=True)
         .values("severity")
         .annotate(n=Count("id"))
     )
@@ -99,7 +94,7 @@ def vulnerability_counts(artifact: Artifact) -> dict[str, int]:
 
 def licences(artifact: Artifact) -> list[dict]:
     rows = (
-        artifact.components.filter(COUNTING)
+        artifact.components.counting()
         .values("license_expression")
         .annotate(n=Count("id"))
         .order_by("-n", "license_expression")

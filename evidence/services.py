@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from datetime import datetime
 from typing import IO, Any
 
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from changecontrol import audit
 from changecontrol.models import Product, User
+from common.digests import digest_or_400
 from common.errors import Conflict, InvalidState, ValidationFailed
 from evidence import storage
 from evidence.models import (
@@ -29,11 +29,8 @@ from evidence.models import (
     Evidence,
     ProviderCredential,
     SignerKey,
-    VexStatement,
-    Vulnerability,
 )
 
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 SUPPORTED_TYPES = tuple(Evidence.Type.values)
 
 # ---------------------------------------------------------------- builds
@@ -133,9 +130,7 @@ def artifact_register(
     *, product: Product, actor: User, build: Build, name: str, digest: str, kind: str = "", uri: str = ""
 ) -> tuple[Artifact, bool]:
     """Register a built thing by digest; the same digest under the same build returns it, another build is 409."""
-    digest = digest.strip().lower()
-    if not DIGEST.match(digest):
-        raise ValidationFailed(f"digest {digest!r} is not of the form sha256:<64 lowercase hex>")
+    digest = digest_or_400(digest, field="digest")
     if build.product_id != product.pk:
         raise ValidationFailed(f"build {build.human_id} belongs to another product")
     existing = Artifact.objects.select_for_update().filter(digest=digest).select_related("build__product").first()
@@ -378,95 +373,6 @@ def trusted_keys(*, product: Product, evidence_type: str, at: datetime) -> list[
 
 
 # ---------------------------------------------------------------- VEX
-
-
-def vex_apply(artifact: Artifact) -> int:
-    """Re-decide which of the artifact's vulnerabilities a signed VEX statement suppresses; returns how many.
-
-    Only VEX from evidence that was parsed AND signed by a registered key counts (issue 3, item 4).
-    Runs inside the caller's transaction (a new scan or a new VEX document).
-    """
-    from evidence.parsers import vulns as vuln_parsers
-
-    statements = list(
-        VexStatement.objects.filter(
-            artifact=artifact, evidence__state=Evidence.State.PARSED, evidence__verdict=Evidence.Verdict.SIGNED
-        ).order_by("id")
-    )
-    identifiers = [artifact.digest, artifact.digest.split(":", 1)[1]] + ([artifact.uri] if artifact.uri else [])
-    parsed = [
-        (
-            row,
-            vuln_parsers.VexStatement(
-                vuln_id=row.vuln_id,
-                aliases=tuple(row.aliases),
-                products=tuple(row.products),
-                status=row.status,
-                justification=row.justification,
-                impact_statement=row.impact_statement,
-                timestamp=None,
-            ),
-        )
-        for row in statements
-    ]
-    changed = 0
-    suppressed = 0
-    vulnerabilities = Vulnerability.objects.filter(artifact=artifact, evidence__state=Evidence.State.PARSED)
-    for vulnerability in vulnerabilities.only("id", "vuln_id", "aliases", "purl", "suppressed_by_id"):
-        finding = vuln_parsers.Vulnerability(
-            vuln_id=vulnerability.vuln_id,
-            aliases=tuple(vulnerability.aliases),
-            package_name="",
-            package_version="",
-            purl=vulnerability.purl,
-            severity="unknown",
-            cvss_score=None,
-            fix_state="unknown",
-            fixed_versions=(),
-            title="",
-            source_tool="",
-        )
-        # The latest statement about a finding wins (a later "affected" overrides an earlier "not_affected").
-        decision = None
-        for row, statement in parsed:
-            stated = {i.upper() for i in (statement.vuln_id, *statement.aliases)}
-            if not stated & {i.upper() for i in (finding.vuln_id, *finding.aliases)}:
-                continue
-            if vuln_parsers.vex_suppresses(
-                statement=statement, vulnerability=finding, artifact_identifiers=identifiers
-            ):
-                decision = row.pk
-            elif statement.status in ("affected", "under_investigation") and _statement_names(
-                statement, finding, identifiers
-            ):
-                decision = None
-        if decision is not None:
-            suppressed += 1
-        if decision != vulnerability.suppressed_by_id:
-            Vulnerability.objects.filter(pk=vulnerability.pk).update(suppressed_by_id=decision)
-            changed += 1
-    if changed:
-        audit.record(
-            actor=None,
-            action="vulnerabilities.vex_applied",
-            obj=artifact,
-            after={"suppressed": suppressed, "changed": changed, "statements": len(statements)},
-            object_human_id=artifact.digest,
-        )
-    return suppressed
-
-
-def _statement_names(statement, finding, identifiers) -> bool:
-    """Does a non-suppressing statement speak about this finding (so it overrides an earlier suppression)?"""
-    from dataclasses import replace
-
-    return _suppresses_as(replace(statement, status="not_affected"), finding, identifiers)
-
-
-def _suppresses_as(statement, finding, identifiers) -> bool:
-    from evidence.parsers import vulns as vuln_parsers
-
-    return vuln_parsers.vex_suppresses(statement=statement, vulnerability=finding, artifact_identifiers=identifiers)
 
 
 # ---------------------------------------------------------------- CI provider credentials and pulls

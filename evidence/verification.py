@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from common.digests import is_digest
+from common.safe_formats import json_type_name
+
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
@@ -122,23 +125,13 @@ def verify_signature(*, public_key: PublicKey | bytes | str, signature: bytes, m
 def _b64decode(value: Any, path: str) -> bytes:
     """Standard base64 with padding, as DSSE and Sigstore write it; anything else is refused."""
     if not isinstance(value, str):
-        raise SignatureError(f"{path}: expected a base64 string, found {_kind(value)}")
+        raise SignatureError(f"{path}: expected a base64 string, found {json_type_name(value)}")
     if not value:
         raise SignatureError(f"{path}: is empty")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise SignatureError(f"{path}: not valid standard base64 (with '=' padding)") from None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    return {str: "a string", int: "a number", float: "a number", list: "an array", dict: "an object"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _json_document(data: bytes | str | dict, *, what: str) -> dict:
@@ -163,7 +156,7 @@ def _json_document(data: bytes | str | dict, *, what: str) -> dict:
                 f"column {whole_error.colno}"
             ) from None
     if not isinstance(document, dict):
-        raise SignatureError(f"the {what} must be a JSON object, found {_kind(document)}")
+        raise SignatureError(f"the {what} must be a JSON object, found {json_type_name(document)}")
     return document
 
 
@@ -204,30 +197,32 @@ def parse_dsse(data: bytes | str) -> DsseEnvelope:
             raise SignatureError("dsseEnvelope: the Sigstore bundle has no DSSE envelope")
         document, prefix = document["dsseEnvelope"], "dsseEnvelope."
         if not isinstance(document, dict):
-            raise SignatureError(f"dsseEnvelope: expected an object, found {_kind(document)}")
+            raise SignatureError(f"dsseEnvelope: expected an object, found {json_type_name(document)}")
     elif "dsseEnvelope" in document:  # a bundle whose mediaType is missing or unknown
         document, prefix = document["dsseEnvelope"], "dsseEnvelope."
         if not isinstance(document, dict):
-            raise SignatureError(f"dsseEnvelope: expected an object, found {_kind(document)}")
+            raise SignatureError(f"dsseEnvelope: expected an object, found {json_type_name(document)}")
 
     payload_type = document.get("payloadType")
     if not isinstance(payload_type, str) or not payload_type:
         raise SignatureError(
-            f"{prefix}payloadType: expected a non-empty string, found {_kind(payload_type)} "
+            f"{prefix}payloadType: expected a non-empty string, found {json_type_name(payload_type)} "
             "(is this a DSSE envelope? it needs payloadType, payload and signatures)"
         )
     payload = _b64decode(document.get("payload"), f"{prefix}payload")
     signatures_value = document.get("signatures")
     if not isinstance(signatures_value, list) or not signatures_value:
-        raise SignatureError(f"{prefix}signatures: expected a non-empty array, found {_kind(signatures_value)}")
+        raise SignatureError(
+            f"{prefix}signatures: expected a non-empty array, found {json_type_name(signatures_value)}"
+        )
     signatures = []
     for index, entry in enumerate(signatures_value):
         path = f"{prefix}signatures[{index}]"
         if not isinstance(entry, dict):
-            raise SignatureError(f"{path}: expected an object, found {_kind(entry)}")
+            raise SignatureError(f"{path}: expected an object, found {json_type_name(entry)}")
         keyid = entry.get("keyid") or ""
         if not isinstance(keyid, str):
-            raise SignatureError(f"{path}.keyid: expected a string, found {_kind(keyid)}")
+            raise SignatureError(f"{path}.keyid: expected a string, found {json_type_name(keyid)}")
         signatures.append((keyid, _b64decode(entry.get("sig"), f"{path}.sig")))
     return DsseEnvelope(payload_type=payload_type, payload=payload, signatures=signatures)
 
@@ -285,29 +280,31 @@ def parse_statement(payload: bytes | str) -> InTotoStatement:
         )
     predicate_type = document.get("predicateType")
     if not isinstance(predicate_type, str) or not predicate_type:
-        raise SignatureError(f"predicateType: expected a non-empty string, found {_kind(predicate_type)}")
+        raise SignatureError(f"predicateType: expected a non-empty string, found {json_type_name(predicate_type)}")
     predicate = document.get("predicate", {})
     if predicate is None:
         predicate = {}
     if not isinstance(predicate, dict):
-        raise SignatureError(f"predicate: expected an object, found {_kind(predicate)}")
+        raise SignatureError(f"predicate: expected an object, found {json_type_name(predicate)}")
     subject_value = document.get("subject")
     if not isinstance(subject_value, list) or not subject_value:
-        raise SignatureError(f"subject: expected a non-empty array, found {_kind(subject_value)}")
+        raise SignatureError(f"subject: expected a non-empty array, found {json_type_name(subject_value)}")
     subjects = []
     for index, subject in enumerate(subject_value):
         path = f"subject[{index}]"
         if not isinstance(subject, dict):
-            raise SignatureError(f"{path}: expected an object, found {_kind(subject)}")
+            raise SignatureError(f"{path}: expected an object, found {json_type_name(subject)}")
         name = subject.get("name", "")
         if not isinstance(name, str):
-            raise SignatureError(f"{path}.name: expected a string, found {_kind(name)}")
+            raise SignatureError(f"{path}.name: expected a string, found {json_type_name(name)}")
         digest = subject.get("digest")
         if not isinstance(digest, dict) or not digest:
-            raise SignatureError(f"{path}.digest: expected an object of algorithm to hex value, found {_kind(digest)}")
+            raise SignatureError(
+                f"{path}.digest: expected an object of algorithm to hex value, found {json_type_name(digest)}"
+            )
         for algorithm, value in digest.items():
             if not isinstance(value, str):
-                raise SignatureError(f"{path}.digest.{algorithm}: expected a hex string, found {_kind(value)}")
+                raise SignatureError(f"{path}.digest.{algorithm}: expected a hex string, found {json_type_name(value)}")
         subjects.append((name.replace("\x00", ""), {alg: value.lower() for alg, value in digest.items()}))
     return InTotoStatement(
         statement_type=statement_type, predicate_type=predicate_type, subjects=subjects, predicate=predicate
@@ -477,19 +474,21 @@ def parse_cosign_simplesigning(payload: bytes | str) -> CosignImageClaim:
     document = _json_document(payload, what="cosign signature payload")
     critical = document.get("critical")
     if not isinstance(critical, dict):
-        raise SignatureError(f"critical: expected an object, found {_kind(critical)}")
+        raise SignatureError(f"critical: expected an object, found {json_type_name(critical)}")
     payload_type = critical.get("type")
     if not isinstance(payload_type, str) or payload_type.lower() != COSIGN_IMAGE_SIGNATURE_TYPE:
         raise SignatureError(f"critical.type: {payload_type!r} is not {COSIGN_IMAGE_SIGNATURE_TYPE!r}")
     digest = _get(critical, "image", "docker-manifest-digest")
-    if not isinstance(digest, str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+    if not is_digest(digest):
         raise SignatureError(f"critical.image.docker-manifest-digest: expected 'sha256:<64 hex>', found {digest!r}")
     reference = _get(critical, "identity", "docker-reference")
     if reference is not None and not isinstance(reference, str):
-        raise SignatureError(f"critical.identity.docker-reference: expected a string, found {_kind(reference)}")
+        raise SignatureError(
+            f"critical.identity.docker-reference: expected a string, found {json_type_name(reference)}"
+        )
     optional = document.get("optional")
     if optional is not None and not isinstance(optional, dict):
-        raise SignatureError(f"optional: expected an object or null, found {_kind(optional)}")
+        raise SignatureError(f"optional: expected an object or null, found {json_type_name(optional)}")
     return CosignImageClaim(
         docker_manifest_digest=digest,
         docker_reference=_text(reference),

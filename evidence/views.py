@@ -34,16 +34,14 @@ def artifact_detail(request, digest):
     context = {
         "artifact": artifact,
         "evidence": artifact.evidence.select_related("signer_key").order_by("-uploaded_at", "-id"),
-        "provenance": artifact.provenance.filter(selectors.COUNTING).select_related("evidence"),
+        "provenance": artifact.provenance.counting().select_related("evidence"),
         "tests": tests,
         "test_counts": selectors.test_counts(artifact),
         "coverage": selectors.coverage(artifact),
-        "coverage_files": artifact.coverage_files.filter(selectors.COUNTING).order_by("path")[:PAGE_ROWS],
-        "findings": artifact.static_findings.filter(selectors.COUNTING).order_by("suppressed", "-severity", "path")[
-            :PAGE_ROWS
-        ],
-        "components": artifact.components.filter(selectors.COUNTING).order_by("name", "version")[:PAGE_ROWS],
-        "component_count": artifact.components.filter(selectors.COUNTING).count(),
+        "coverage_files": artifact.coverage_files.counting().order_by("path")[:PAGE_ROWS],
+        "findings": artifact.static_findings.counting().order_by("suppressed", "-severity", "path")[:PAGE_ROWS],
+        "components": artifact.components.counting().order_by("name", "version")[:PAGE_ROWS],
+        "component_count": artifact.components.counting().count(),
         "vulnerabilities": selectors.vulnerabilities(artifact, severity=severity)[:PAGE_ROWS],
         "vulnerability_counts": selectors.vulnerability_counts(artifact),
         "severity": severity,

@@ -21,9 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.models import Release
-from changecontrol.access import get_visible_or_404, visible_product_ids, visible_products
+from changecontrol.access import get_visible_or_404, parse_human_id, token_of, visible_product_ids, visible_products
 from changecontrol.api import audit_csv_response
-from changecontrol.api_base import parse_human_id, token_of
 from common.errors import ValidationFailed
 from common.times import query_day, query_moment
 from reports import audit_export, population, release_notes

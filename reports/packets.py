@@ -11,8 +11,6 @@ trace baseline names each requirement's failing tests but counts its passing one
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -25,6 +23,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from changecontrol.models import AuditEvent, Signature, User, record_type
+from common.canonical import canonical_sha256
 
 # Beyond these many rows a list is counted, not printed: the packet stays readable; the bundle holds every row.
 MAX_LISTED_FAILURES = 1000
@@ -151,7 +150,7 @@ def release_state_sha256(release) -> str:
         "open_drift": list(_open_drift(release).values_list("pk", flat=True)),
         "last_audit_event": last_event,
     }
-    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+    return canonical_sha256(facts)
 
 
 def _gate_results(promotions) -> list[dict[str, Any]]:

@@ -132,7 +132,6 @@ def population_report(
     from approvals.models import Promotion, Release
     from changecontrol.access import visible_products
     from evidence.models import TestResult
-    from evidence.selectors import COUNTING
 
     products = visible_products(user, token)
     if product:
@@ -171,7 +170,8 @@ def population_report(
     test_counts = Counter(
         {
             (row["artifact_id"], row["status"]): row["n"]
-            for row in TestResult.objects.filter(COUNTING, artifact_id__in=artifact_ids)
+            for row in TestResult.objects.counting()
+            .filter(artifact_id__in=artifact_ids)
             .values("artifact_id", "status")
             .annotate(n=Count("id"))
         }

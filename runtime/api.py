@@ -11,10 +11,18 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from changecontrol.access import get_visible_or_404, require_scope, visible_product_ids
+from changecontrol.access import (
+    get_visible_or_404,
+    parse_human_id,
+    product_for,
+    require_person,
+    require_scope,
+    token_of,
+    visible_product_ids,
+)
 from changecontrol.api import SignatureOutput
-from changecontrol.api_base import parse_human_id, product_for, require_person, token_of
 from changecontrol.models import Environment, Product
+from common.api import validated
 from common.errors import InvalidState, NotFound, ValidationFailed
 from evidence.models import Artifact
 from runtime import deployments, drift, selectors
@@ -25,12 +33,6 @@ LOG_PARAMETERS = [
     OpenApiParameter(name, str, required=False)
     for name in ("product", "environment", "since", "until", "kind", "authorised", "limit")
 ]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def environment_of(product: Product, key: str) -> Environment:
@@ -161,7 +163,7 @@ class DeploymentListCreateApi(APIView):
 
     @extend_schema(request=DeploymentInput, responses={201: DeploymentOutput})
     def post(self, request):
-        data = _valid(DeploymentInput, request.data)
+        data = validated(DeploymentInput, request.data)
         artifact, product = deployment_target(request, data["artifact"], data["product"].strip())
         require_scope(token_of(request), "deployments:write")
         deployment = deployments.deployment_record(
@@ -240,7 +242,7 @@ class BreakGlassReviewApi(APIView):
     def post(self, request, deployment_id):
         deployment = deployment_for(request, deployment_id)
         require_person(request, scope="changes:write")
-        data = _valid(BreakGlassReviewInput, request.data)
+        data = validated(BreakGlassReviewInput, request.data)
         review = BreakGlassReview.objects.filter(deployment=deployment).first()
         if review is None:
             raise InvalidState(
@@ -278,7 +280,7 @@ class SnapshotApi(APIView):
     def put(self, request, product, environment):
         product = product_for(request, product, scope="snapshots:write")
         environment = environment_of(product, environment)
-        data = _valid(SnapshotInput, request.data)
+        data = validated(SnapshotInput, request.data)
         result = drift.snapshot_record(environment=environment, reporter=request.user, artifacts=data["artifacts"])
         snapshot = result.snapshot
         return Response(

@@ -8,9 +8,6 @@ per digest — and its result is reconciled with the open findings: new ones ope
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -19,11 +16,12 @@ from django.utils import timezone
 from alerts.services import alert_raise
 from changecontrol import audit
 from changecontrol.models import Environment, User
+from common.canonical import canonical_sha256
+from common.digests import is_digest
 from common.errors import ValidationFailed
 from runtime.deployments import deploys_to, not_a_deployer
 from runtime.models import DriftFinding, EnvironmentSnapshot
 
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_RUNNING = 20_000
 
 # The whole comparison in one plan. "approved here" = the digest is in a release whose promotion into this
@@ -91,7 +89,7 @@ def running_set(artifacts: list[dict]) -> list[dict]:
             continue
         digest = str(item.get("digest") or "").strip().lower()
         name = str(item.get("name") or "").strip()[:300]
-        if not DIGEST.match(digest):
+        if not is_digest(digest):
             problems.append(f"artifacts[{index}]: digest must be sha256:<64 lowercase hex>, not {digest[:80]!r}")
             continue
         seen.setdefault(digest, name)
@@ -103,7 +101,7 @@ def running_set(artifacts: list[dict]) -> list[dict]:
 
 
 def set_sha256(running: list[dict]) -> str:
-    return hashlib.sha256(json.dumps(running, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return canonical_sha256(running)
 
 
 def drift_compute(*, environment: Environment, running: list[dict]) -> set[tuple[str, str, str]]:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from approvals.models import Decision, Release
 from changecontrol.models import Environment, Product, Signature
+from common.digests import DIGEST_PATTERN
 from evidence.models import Artifact
 
 
@@ -57,7 +58,7 @@ class Deployment(models.Model):
                 name="%(app_label)s_%(class)s_break_glass_justified",
             ),
             models.CheckConstraint(
-                condition=Q(digest__regex=r"^sha256:[0-9a-f]{64}$"), name="%(app_label)s_%(class)s_digest_format"
+                condition=Q(digest__regex=f"^{DIGEST_PATTERN}$"), name="%(app_label)s_%(class)s_digest_format"
             ),
             # Nothing vouches for a digest no build registered: it is never an authorised deployment.
             models.CheckConstraint(

@@ -14,8 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from changecontrol.access import get_visible_or_404, visible_products
-from changecontrol.api_base import parse_human_id
+from changecontrol.access import get_visible_or_404, parse_human_id, product_for, visible_products
 from changecontrol.models import Environment, Product, Role, Signature
 from changecontrol.roles import roles_of
 from changecontrol.views import refusal_message, sign_statements
@@ -40,10 +39,6 @@ def _deployment(request, human_id: str) -> Deployment:
         user=request.user,
         pk=parse_human_id(human_id, Deployment.HUMAN_PREFIX),
     )
-
-
-def _product(request, key: str) -> Product:
-    return get_visible_or_404(Product.objects.all(), user=request.user, product_field="", key=key)
 
 
 @login_required
@@ -197,7 +192,7 @@ def deployment_create(request):
 
 @login_required
 def drift_findings(request, product: str):
-    product = _product(request, product)
+    product = product_for(request, product)
     show = request.GET.get("state", "open")
     state = "" if show == "all" else (show if show in DriftFinding.State.values else "open")
     sections = [

@@ -19,9 +19,8 @@ BUILDER_ID = "https://ci.example/acme/rsd/release.yml@refs/heads/main"
 
 _counter = itertools.count(1)
 
-# The default policy with the traceability gate informational: the trace matrix module may not be installed.
-
-
+# The default policy with the traceability gate informational: these builders make artifacts with no requirements,
+# and the tests that care about traceability activate the default policy themselves.
 POLICY_WITHOUT_TRACE_BLOCK = DEFAULT_POLICY_YAML.replace(
     "- {id: trace, kind: traceability, require: [requirements_tested, risk_controls_verified], blocking: true,",
     "- {id: trace, kind: traceability, require: [requirements_tested, risk_controls_verified], blocking: false,",

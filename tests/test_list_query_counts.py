@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from alerts import services as alerts_services
+from approvals import releases
 from approvals import services as approvals_services
 from approvals import status as approval_status
 from approvals.models import Promotion
@@ -259,7 +260,7 @@ def artifacts_sharing_a_prefix(world: World) -> None:
             registered_by=world.ci_account,
         )
         for _ in range(2):
-            approvals_services.release_create(
+            releases.release_create(
                 product=world.product,
                 actor=world.cast["rory"],
                 version=f"8.{next(_numbers)}.0",
@@ -283,7 +284,7 @@ def release_contents(world: World) -> None:
         digests.append(make_artifact(build, name=f"rsd-part-{next(_numbers)}").digest)
         change_request = open_change_request(product=world.product, requester=world.cast["paula"], answers=LOW_RISK)
         change_requests.append(change_request.human_id)
-    approvals_services.release_update(
+    releases.release_update(
         release=release, actor=world.cast["rory"], artifact_digests=digests, change_request_ids=change_requests
     )
 

@@ -10,21 +10,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from changecontrol.access import require_scope
-from changecontrol.api_base import change_request_for, product_for, token_of
+from changecontrol.access import change_request_for, product_for, require_scope, token_of
+from common.api import validated
 from common.errors import ValidationFailed
+from traceability import baselines, selectors, services
 from traceability import matrix as trace
-from traceability import selectors, services
-from traceability.item_formats import HAZARD_FIELDS
+from traceability.formats import HAZARD_FIELDS
 from traceability.models import TraceItem, TraceLink
 
 WRITE_SCOPE = "requirements:write"
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def _writable_product(request, key: str):
@@ -61,7 +55,7 @@ class RequirementsImportApi(APIView):
     @extend_schema(request={"multipart/form-data": ImportInput}, responses=ImportOutput)
     def post(self, request, product):
         product = _writable_product(request, product)
-        data = _valid(ImportInput, request.data)
+        data = validated(ImportInput, request.data)
         upload = data["file"]
         if upload.size > services.MAX_IMPORT_BYTES:
             from common.errors import TooLarge
@@ -249,7 +243,7 @@ class ItemListCreateApi(APIView):
     @extend_schema(request=ItemInput, responses={201: ItemDetailOutput})
     def post(self, request, product):
         product = _writable_product(request, product)
-        data = _valid(ItemInput, request.data)
+        data = validated(ItemInput, request.data)
         if "kind" not in data or "title" not in data:
             raise ValidationFailed("an item needs a kind and a title")
         item = services.item_create(
@@ -274,7 +268,7 @@ class ItemDetailApi(APIView):
     def patch(self, request, product, identifier):
         product = _writable_product(request, product)
         item = selectors.item_for(product=product, identifier=identifier)
-        data = _valid(ItemInput, request.data)
+        data = validated(ItemInput, request.data)
         if "kind" in data or "id" in data:
             raise ValidationFailed("an item's kind and ID never change; create a new item instead")
         item, versioned = services.item_edit(item=item, actor=request.user, reason=data.pop("reason", ""), **data)
@@ -339,7 +333,7 @@ class LinkCreateApi(APIView):
     @extend_schema(request=LinkInput, responses={201: LinkOutput})
     def post(self, request, product):
         product = _writable_product(request, product)
-        data = _valid(LinkInput, request.data)
+        data = validated(LinkInput, request.data)
         source = selectors.item_for(product=product, identifier=data["source"])
         target = selectors.item_for(product=product, identifier=data["target"])
         link = services.trace_link_create(source=source, target=target, kind=data["kind"], actor=request.user)
@@ -357,7 +351,7 @@ class LinkClearSuspectApi(APIView):
     def post(self, request, product, link_id):
         product = _writable_product(request, product)
         link = selectors.link_for(product=product, link_id=link_id)
-        data = _valid(CommentInput, request.data)
+        data = validated(CommentInput, request.data)
         link = services.trace_link_clear_suspect(link=link, actor=request.user, comment=data["comment"])
         return Response(LinkOutput(link).data)
 
@@ -419,4 +413,4 @@ class BaselineCompareApi(APIView):
             raise ValidationFailed("name the two releases to compare: ?from=7.2.3&to=7.2.4")
         a = selectors.baseline_for(product=product, release_version=older)
         b = selectors.baseline_for(product=product, release_version=newer)
-        return Response(services.trace_baseline_compare(a, b))
+        return Response(baselines.trace_baseline_compare(a, b))

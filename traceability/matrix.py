@@ -30,7 +30,7 @@ from django.db.models.fields.json import KT
 
 from changecontrol.models import ChangeRequest, Product
 from changecontrol.policy import DEFAULT_GAP_SEVERITIES, TRACE_GAPS
-from evidence.models import Artifact, BuildCommit, Evidence, TestResult
+from evidence.models import COUNTING_STATE, COUNTING_VERDICTS, Artifact, BuildCommit, TestResult
 from traceability.models import ChangeRequestItem, TraceItem, TraceLink
 
 # The order a row's status is chosen in when it has several gaps: the most actionable first.
@@ -61,9 +61,13 @@ latest AS (
     CROSS JOIN LATERAL jsonb_array_elements_text(
         CASE WHEN jsonb_typeof(tr.requirement_ids) = 'array' THEN tr.requirement_ids ELSE '[]'::jsonb END
     ) AS req(value)
-    WHERE ev.product_id = %s AND ev.state = 'parsed' AND ev.verdict IN ('signed', 'unsigned') {artifact_filter}
+    WHERE ev.product_id = %s AND {counting} {artifact_filter}
     GROUP BY 1, tr.classname, tr.name
-)"""
+)""".replace(
+    # Which evidence counts: the same rule as EvidenceQuerySet.counting(), spelled in SQL from the same constants.
+    "{counting}",
+    f"ev.state = '{COUNTING_STATE}' AND ev.verdict IN ({', '.join(repr(v) for v in COUNTING_VERDICTS)})",
+)
 _TEST_NAME = "CASE WHEN l.classname <> '' THEN l.classname || '::' || l.name ELSE l.name END"
 _LATEST_RESULTS_SQL = (
     "WITH"  # noqa: S608 - constants only
@@ -150,11 +154,7 @@ def _latest_results_python(*, product: Product, artifact_ids: list[int] | None) 
 
 def _latest_python(*, product: Product, artifact_ids: list[int] | None) -> list[tuple]:
     """(REQUIREMENT ID, test name, status, datetime) per requirement and test, ordered by (ID, class, name)."""
-    queryset = TestResult.objects.filter(
-        evidence__product=product,
-        evidence__state=Evidence.State.PARSED,
-        evidence__verdict__in=(Evidence.Verdict.SIGNED, Evidence.Verdict.UNSIGNED),
-    )
+    queryset = TestResult.objects.counting().filter(evidence__product=product)
     if artifact_ids is not None:
         queryset = queryset.filter(artifact_id__in=artifact_ids)
     latest: dict[tuple, tuple] = {}

@@ -11,7 +11,7 @@ from django.http import Http404
 
 from changecontrol.models import ChangeRequest, Product
 from evidence.models import Artifact
-from traceability.item_formats import HAZARD_FIELDS
+from traceability.formats import HAZARD_FIELDS
 from traceability.models import ChangeRequestItem, TraceBaseline, TraceItem, TraceItemVersion, TraceLink
 
 OPEN_CR_STATES = (

@@ -10,14 +10,15 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from changecontrol.access import get_visible_or_404
+from changecontrol.access import product_for
 from changecontrol.models import Product
 from changecontrol.roles import has_role
 from common.api_errors import _flatten
 from common.errors import DomainError
 from traceability import matrix as trace
 from traceability import selectors, services
-from traceability.item_formats import HAZARD_FIELDS, LINK_DIRECTIONS
+from traceability.baselines import trace_baseline_compare
+from traceability.formats import HAZARD_FIELDS, LINK_DIRECTIONS
 from traceability.models import TraceItem
 
 HAZARD_LABELS = {
@@ -32,17 +33,13 @@ HAZARD_LABELS = {
 MATRIX_STATUSES = ("gaps", "verified", "failed", "missing_test", "not_executed", "risk_control_unverified", "suspect")
 
 
-def _product(request, key: str) -> Product:
-    return get_visible_or_404(Product.objects.all(), user=request.user, product_field="", key=key)
-
-
 def _can_edit(request, product: Product) -> bool:
     return has_role(request.user, product, *services.ITEM_EDITOR_ROLES)
 
 
 @login_required
 def trace_matrix_page(request, product):
-    product = _product(request, product)
+    product = product_for(request, product)
     release = request.GET.get("release", "").strip()
     artifact_ids = None
     if release:
@@ -75,7 +72,7 @@ def trace_matrix_page(request, product):
 
 @login_required
 def item_list_page(request, product):
-    product = _product(request, product)
+    product = product_for(request, product)
     kind = request.GET.get("kind", "")
     queryset = selectors.items(
         product=product, kind=kind if kind in TraceItem.Kind.values else "", q=request.GET.get("q", "")
@@ -96,7 +93,7 @@ def item_list_page(request, product):
 
 @login_required
 def item_detail_page(request, product, identifier, *, link_form=None, status=200):
-    product = _product(request, product)
+    product = product_for(request, product)
     item = selectors.item_for(product=product, identifier=identifier)
     versions = selectors.versions_of(item)
     links = selectors.links_of(item)
@@ -132,7 +129,7 @@ def item_detail_page(request, product, identifier, *, link_form=None, status=200
 @login_required
 @require_POST
 def link_clear_suspect_page(request, product, link_id):
-    product = _product(request, product)
+    product = product_for(request, product)
     link = selectors.link_for(product=product, link_id=link_id)
     try:
         services.trace_link_clear_suspect(link=link, actor=request.user, comment=request.POST.get("comment", ""))
@@ -146,19 +143,19 @@ def link_clear_suspect_page(request, product, link_id):
 
 @login_required
 def item_impact_page(request, product, identifier):
-    product = _product(request, product)
+    product = product_for(request, product)
     result = selectors.impact(selectors.item_for(product=product, identifier=identifier))
     return render(request, "traceability/impact.html", {"product": product, **result})
 
 
 @login_required
 def baseline_compare_page(request, product):
-    product = _product(request, product)
+    product = product_for(request, product)
     baselines = list(selectors.baselines(product=product))
     older, newer = request.GET.get("from", ""), request.GET.get("to", "")
     comparison = None
     if older and newer:
-        comparison = services.trace_baseline_compare(
+        comparison = trace_baseline_compare(
             selectors.baseline_for(product=product, release_version=older),
             selectors.baseline_for(product=product, release_version=newer),
         )
@@ -172,7 +169,7 @@ def baseline_compare_page(request, product):
 @login_required
 @require_http_methods(["GET", "POST"])
 def items_import_page(request, product):
-    product = _product(request, product)
+    product = product_for(request, product)
     report, errors = None, []
     if request.method == "POST":
         upload = request.FILES.get("file")
@@ -272,7 +269,7 @@ def _require_editor_page(request, product: Product) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def item_create_page(request, product):
-    product = _product(request, product)
+    product = product_for(request, product)
     _require_editor_page(request, product)
     kind = request.POST.get("kind") or request.GET.get("kind") or TraceItem.Kind.REQUIREMENT
     if kind not in TraceItem.Kind.values:
@@ -305,7 +302,7 @@ def item_create_page(request, product):
 @login_required
 @require_http_methods(["GET", "POST"])
 def item_edit_page(request, product, identifier):
-    product = _product(request, product)
+    product = product_for(request, product)
     item = selectors.item_for(product=product, identifier=identifier)
     _require_editor_page(request, product)
     initial = {"title": item.title, "text": item.text, "status": item.status}
@@ -339,7 +336,7 @@ def item_edit_page(request, product, identifier):
 @login_required
 @require_POST
 def item_link_create_page(request, product, identifier):
-    product = _product(request, product)
+    product = product_for(request, product)
     item = selectors.item_for(product=product, identifier=identifier)
     _require_editor_page(request, product)
     form = LinkForm(request.POST)

@@ -1,112 +1,27 @@
-"""Shared pieces of every evidence parser: the one error type, hardened XML, timestamps, clean text."""
+"""Shared pieces of every evidence parser: the safe readers (common.safe_formats) and small value helpers.
+
+`EvidenceParseError` is the one "this document cannot be read" error, `common.safe_formats.UnreadableDocument`,
+under the name the parsers have always raised.
+"""
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
-from lxml import etree
+from common.safe_formats import (
+    UnreadableDocument,
+    clean_text,
+    iterparse_xml,
+    json_type_name,
+    local_name,
+    parse_json,
+    parse_xml,
+    refuse_declared_entities,
+    secure_xml_parser,
+)
 
-
-class EvidenceParseError(ValueError):
-    """The document cannot be read; the message says where (line or JSON path) and what to fix."""
-
-    def __init__(self, message: str, *, location: str = ""):
-        self.location = location
-        super().__init__(f"{location}: {message}" if location else message)
-
-
-# Hardened parser settings: no entity expansion, no DTD loading, no network (XXE and billion laughs).
-_PARSER_OPTIONS = {
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "dtd_validation": False,
-    "huge_tree": False,
-    "remove_comments": True,
-    "remove_pis": True,
-}
-_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_DOCTYPE_SCAN_LIMIT = 64 * 1024  # a DOCTYPE must come before the root element, so its head is enough
-
-
-def refuse_entity_declarations(data: bytes) -> None:
-    """Refuse a DOCTYPE that declares entities: no real tool's report needs one, attackers do."""
-    head = data[:_DOCTYPE_SCAN_LIMIT]
-    doctype_at = head.find(b"<!DOCTYPE")
-    if doctype_at == -1:
-        return
-    if _ENTITY_DECLARATION.search(head, doctype_at):
-        line = head[: doctype_at + 1].count(b"\n") + 1
-        raise EvidenceParseError(
-            "the XML declares entities in its DOCTYPE; entity declarations are refused for safety "
-            "(remove the <!ENTITY ...> declarations and upload the report as the tool wrote it)",
-            location=f"line {line}",
-        )
-
-
-def secure_xml_parser() -> etree.XMLParser:
-    return etree.XMLParser(**_PARSER_OPTIONS)
-
-
-def parse_xml(data: bytes) -> etree._Element:
-    """Parse a whole XML document safely; syntax errors name the line."""
-    refuse_entity_declarations(data)
-    try:
-        return etree.fromstring(data, parser=secure_xml_parser())
-    except etree.XMLSyntaxError as exc:
-        raise EvidenceParseError(f"the XML is not well-formed: {exc.msg}", location=f"line {exc.lineno}") from None
-
-
-def iterparse_xml(data: bytes, *, events=("end",), tag=None):
-    """Stream a large XML document safely (same hardening as parse_xml)."""
-    import io
-
-    refuse_entity_declarations(data)
-    return etree.iterparse(
-        io.BytesIO(data),
-        events=events,
-        tag=tag,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
-
-
-def local_name(element: etree._Element) -> str:
-    """The tag without its namespace."""
-    tag = element.tag
-    if not isinstance(tag, str):
-        return ""
-    return tag.rsplit("}", 1)[-1]
-
-
-def parse_json(data: bytes) -> Any:
-    """Parse JSON; a syntax error names the line and column."""
-    try:
-        return json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise EvidenceParseError(f"the file is not UTF-8 text (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise EvidenceParseError(
-            f"the file is not valid JSON: {exc.msg}", location=f"line {exc.lineno} column {exc.colno}"
-        ) from None
-
-
-def clean_text(value: Any, *, limit: int | None = None) -> str:
-    """A string safe for PostgreSQL text columns (U+0000 removed), optionally cut to a length."""
-    if value is None:
-        return ""
-    text = str(value).replace("\x00", "")
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
+EvidenceParseError = UnreadableDocument
 
 
 def seconds(value: Any) -> float | None:
@@ -130,9 +45,11 @@ __all__ = [
     "EvidenceParseError",
     "clean_text",
     "iterparse_xml",
+    "json_type_name",
     "local_name",
     "parse_json",
     "parse_xml",
+    "refuse_declared_entities",
     "secure_xml_parser",
     "seconds",
     "utc_now",

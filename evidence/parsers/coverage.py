@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from common.times import parse_timestamp
-from evidence.parsers.base import EvidenceParseError, clean_text, local_name, parse_xml
+from evidence.parsers.base import EvidenceParseError, clean_text, local_name, parse_xml, refuse_declared_entities
 from evidence.parsers.results import CoverageReport, FileCoverage
 
 PATH_LIMIT = 1000
@@ -63,7 +63,7 @@ class _FileLines:
 def parse_cobertura(data: bytes) -> CoverageReport:
     """Read a Cobertura XML report; totals come from the root attributes, or are summed from the files."""
     root = parse_xml(data)
-    _refuse_declared_entities(root)
+    refuse_declared_entities(root)
     if local_name(root) != "coverage":
         raise EvidenceParseError(
             f"the root element is <{local_name(root)}>, but a Cobertura report starts with <coverage>; "
@@ -225,7 +225,7 @@ def _read_lcov_entry(*, key: str, value: str, lines: _FileLines, number: int) ->
 def parse_jacoco(data: bytes) -> CoverageReport:
     """Read a JaCoCo XML report (single module or report-aggregate with <group>s); files are <sourcefile>s."""
     root = parse_xml(data)
-    _refuse_declared_entities(root)
+    refuse_declared_entities(root)
     if local_name(root) != "report":
         raise EvidenceParseError(
             f"the root element is <{local_name(root)}>, but a JaCoCo report starts with <report>; "
@@ -279,19 +279,6 @@ def parse_jacoco(data: bytes) -> CoverageReport:
         tool="jacoco",
         generated_at=max(dumped) if dumped else None,
     )
-
-
-def _refuse_declared_entities(root: etree._Element) -> None:
-    """Refuse entity declarations that base's byte scan cannot see (UTF-16 text, a DOCTYPE after 64 KiB)."""
-    # lxml has left such entities unexpanded (or libxml2 stopped the expansion); refusing them all keeps
-    # the rule simple and the error clear: no real tool's report declares any.
-    dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and any(True for _ in dtd.iterentities()):
-        raise EvidenceParseError(
-            "the XML declares entities in its DOCTYPE; entity declarations are refused for safety "
-            "(remove the <!ENTITY ...> declarations and upload the report as the tool wrote it)",
-            location=f"the DOCTYPE before line {root.sourceline}",
-        )
 
 
 def _jacoco_counters(element: etree._Element) -> dict[str, tuple[int, int]]:

@@ -8,7 +8,14 @@ from datetime import datetime
 from lxml import etree
 
 from common.times import parse_timestamp
-from evidence.parsers.base import EvidenceParseError, clean_text, iterparse_xml, local_name, seconds
+from evidence.parsers.base import (
+    EvidenceParseError,
+    clean_text,
+    iterparse_xml,
+    local_name,
+    refuse_declared_entities,
+    seconds,
+)
 from evidence.parsers.results import TestCaseResult, TestReport
 
 # DESIGN §2: tests link to requirements by a `requirement` property or by the ID in the test's name.
@@ -69,7 +76,7 @@ def parse_junit(data: bytes) -> TestReport:
     root = events.root
     if root is None:
         raise EvidenceParseError("the document has no root element; it is not a JUnit XML report")
-    _refuse_declared_entities(root)
+    refuse_declared_entities(root)
     _require_junit_root(root)
     if local_name(root) == "testsuites":
         started = parse_timestamp(root.get("timestamp"))
@@ -85,19 +92,6 @@ def _require_junit_root(root: etree._Element) -> None:
             f"the root element is <{name}>, but a JUnit XML report starts with <testsuites> or <testsuite>; "
             "check that the right file was uploaded as type junit",
             location=f"line {root.sourceline}",
-        )
-
-
-def _refuse_declared_entities(root: etree._Element) -> None:
-    """Refuse entity declarations that base's byte scan cannot see (UTF-16 text, a DOCTYPE after 64 KiB)."""
-    # lxml has left such entities unexpanded (or libxml2 stopped the expansion); refusing them all keeps
-    # the rule simple and the error clear: no real tool's report declares any.
-    dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and any(True for _ in dtd.iterentities()):
-        raise EvidenceParseError(
-            "the XML declares entities in its DOCTYPE; entity declarations are refused for safety "
-            "(remove the <!ENTITY ...> declarations and upload the report as the tool wrote it)",
-            location=f"the DOCTYPE before line {root.sourceline}",
         )
 
 

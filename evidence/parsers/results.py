@@ -129,3 +129,62 @@ class SbomDocument:
     created_at: datetime | None
     serial: str
     tools: tuple[str, ...] = field(default=())
+
+
+# ---------------------------------------------------------------- vulnerability scans and VEX
+
+FIX_STATES = ("fixed", "not-fixed", "wont-fix", "unknown")
+VEX_STATUSES = ("not_affected", "affected", "fixed", "under_investigation")
+SUPPRESSING_VEX_STATUSES = frozenset({"not_affected", "fixed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Vulnerability:
+    """One vulnerability found in one package version."""
+
+    vuln_id: str
+    aliases: tuple[str, ...]
+    package_name: str
+    package_version: str
+    purl: str
+    severity: str  # critical | high | medium | low | unknown
+    cvss_score: float | None
+    fix_state: str  # fixed | not-fixed | wont-fix | unknown
+    fixed_versions: tuple[str, ...]
+    title: str
+    source_tool: str
+
+
+@dataclass(frozen=True, slots=True)
+class VulnerabilityReport:
+    """What one scanner run found, and about which target."""
+
+    vulnerabilities: list[Vulnerability]
+    tool: str
+    tool_version: str
+    target: str
+    scanned_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class VexStatement:
+    """A supplier's statement about whether one vulnerability affects some products."""
+
+    vuln_id: str
+    aliases: tuple[str, ...]
+    products: tuple[str, ...]  # purls or other identifiers; empty means the whole document's subject
+    status: str  # not_affected | affected | fixed | under_investigation
+    justification: str
+    impact_statement: str
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class VexDocument:
+    """One VEX document and its statements."""
+
+    format: str  # openvex | cyclonedx-vex
+    document_id: str
+    author: str
+    statements: list[VexStatement]
+    issued_at: datetime | None

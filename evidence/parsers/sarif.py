@@ -7,8 +7,10 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from common.safe_formats import json_type_name
 from evidence.parsers.base import EvidenceParseError, clean_text, parse_json
 from evidence.parsers.results import SARIF_LEVELS, StaticAnalysisReport, StaticFinding
+from evidence.parsers.severity import severity_from_score
 
 MESSAGE_LIMIT = 4000
 TEXT_LIMIT = 1000
@@ -179,14 +181,8 @@ def _severity(*, result: dict[str, Any], rule: dict[str, Any] | None, level: str
             score = float(text)
         except ValueError:
             continue  # an unknown word: let the level decide
-        if score >= 9.0:
-            return "critical"
-        if score >= 7.0:
-            return "high"
-        if score >= 4.0:
-            return "medium"
-        if score > 0.0:
-            return "low"
+        if severity_from_score(score) != "unknown":  # 0 means "not scored": the level decides
+            return severity_from_score(score)
     return _LEVEL_SEVERITY[level]
 
 
@@ -293,7 +289,7 @@ def _suppressed(*, result: dict[str, Any], path: str) -> bool:
 
 def _object(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise EvidenceParseError(f"expected a JSON object, found {_json_type(value)}", location=path)
+        raise EvidenceParseError(f"expected a JSON object, found {json_type_name(value)}", location=path)
     return value
 
 
@@ -303,19 +299,5 @@ def _string(value: Any, path: str, *, required: bool = False) -> str:
             raise EvidenceParseError("this required string is missing", location=path)
         return ""
     if not isinstance(value, str):
-        raise EvidenceParseError(f"expected a string, found {_json_type(value)}", location=path)
+        raise EvidenceParseError(f"expected a string, found {json_type_name(value)}", location=path)
     return value
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

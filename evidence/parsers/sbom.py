@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
+from common.licences import spdx_licensing
 from common.times import parse_timestamp
 from evidence.parsers.base import EvidenceParseError, clean_text, parse_json
 from evidence.parsers.results import SbomComponent, SbomDocument
@@ -297,18 +297,10 @@ def combine_licenses(parts: list[str]) -> str:
 def normalise_license_expression(text: str) -> str:
     """The SPDX-normalised form of an expression ("mit" → "MIT", "GPL-2.0+" → "GPL-2.0-or-later"), else text."""
     try:
-        parsed = _spdx_licensing().parse(text, validate=True, strict=False)
+        parsed = spdx_licensing().parse(text, validate=True, strict=False)
     except Exception:  # license-expression raises assorted error types on odd text; never block on a licence
         return text
     return text if parsed is None else str(parsed.render())
-
-
-@functools.cache
-def _spdx_licensing():
-    # Loading the SPDX licence index takes a moment; do it once per process, on first use.
-    from license_expression import get_spdx_licensing
-
-    return get_spdx_licensing()
 
 
 def normalise_hash_algorithm(name: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from approvals import services
+from approvals import releases, services
 from approvals import status as approval_status
 from tests.builders import (
     POLICY_WITHOUT_TRACE_BLOCK,
@@ -52,7 +52,7 @@ def change_request(product, cast, policy):
 
 @pytest.fixture
 def release(product, cast, artifact, change_request):
-    return services.release_create(
+    return releases.release_create(
         product=product,
         actor=cast["rory"],
         version="7.2.4",

@@ -6,7 +6,7 @@ from types import MappingProxyType
 
 import pytest
 
-from approvals import gates, selectors, services
+from approvals import gates, releases, selectors
 from changecontrol.policy import GateRule
 from evidence.models import VexStatement, Vulnerability
 from tests.builders import add_evidence, add_provenance, add_sbom, add_scan, add_tests, make_artifact, make_build
@@ -206,7 +206,7 @@ def test_evidence_with_an_invalid_signature_never_counts(product, cast, ci_accou
     add_sbom(artifact)
     add_provenance(artifact)
     forged = add_evidence(artifact, "cosign", verdict="invalid_signature")
-    release = services.release_create(
+    release = releases.release_create(
         product=product, actor=cast["rory"], version="8.0", artifact_digests=[artifact.digest]
     )
     data = selectors.release_facts(release=release, environment_key="production", after=None)

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from approvals import services
+from approvals import releases, services
 from approvals import status as approval_status
 from approvals.models import Decision, Promotion
 from changecontrol import services as cc_services
@@ -71,7 +71,7 @@ def test_a_report_that_completes_a_promotion_approves_it_on_behalf_of_its_sender
 ):
     artifact = _artifact_without_tests(product, ci_account)
     change = open_change_request(product=product, requester=cast["paula"], answers=LOW_RISK)  # approved at once
-    release = services.release_create(
+    release = releases.release_create(
         product=product,
         actor=cast["rory"],
         version="8.0.0",
@@ -101,7 +101,7 @@ def test_a_change_request_approval_completes_the_promotion_waiting_on_it(
     artifact = make_artifact(make_build(product, registered_by=ci_account))
     add_full_evidence(artifact)
     change = open_change_request(product=product, requester=cast["paula"], answers=MEDIUM_RISK)  # needs quality
-    release = services.release_create(
+    release = releases.release_create(
         product=product,
         actor=cast["rory"],
         version="8.1.0",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from approvals import services
+from approvals import releases
 from approvals.models import Release
 from changecontrol.models import AuditEvent
 from tests.builders import sign
@@ -102,7 +102,7 @@ def test_release_pages_and_creating_a_release_in_the_browser(cast, artifact, cha
 def test_the_release_form_states_the_version_rule_and_the_service_refuses_a_slash(cast, artifact):
     client = client_for(cast["rory"])
     form = client.get("/products/rsd/releases/new").content.decode()
-    assert f'pattern="{services.RELEASE_VERSION_PATTERN}"' in form
+    assert f'pattern="{releases.RELEASE_VERSION_PATTERN}"' in form
     response = client.post(
         "/products/rsd/releases/new", {"version": "2025.03/hotfix", "artifacts": artifact.digest}, follow=True
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from approvals import services
+from approvals import releases, services
 from approvals import status as approval_status
 from approvals.models import Decision, Promotion, Release
 from changecontrol.models import AuditEvent
@@ -71,7 +71,7 @@ def test_a_release_version_no_url_can_address_is_400_saying_what_is_allowed(api,
     )
     assert response.status_code == 400, response.json()
     detail = response.json()["detail"]
-    assert problem in detail and services.RELEASE_VERSION_RULE in detail, detail
+    assert problem in detail and releases.RELEASE_VERSION_RULE in detail, detail
     assert not Release.objects.exists()
 
 
@@ -104,7 +104,7 @@ def test_first_promotion_request_freezes_the_release_with_a_signed_manifest(api,
     from common.signing import SignedBlob
 
     blob = SignedBlob(key_id=release.manifest_key_id, algorithm="ed25519", signature_b64=release.manifest_signature)
-    assert keyring().verify(services.manifest_bytes(release), blob)
+    assert keyring().verify(releases.manifest_bytes(release), blob)
     assert release.manifest["artifacts"][0]["digest"] == release.artifacts.get().digest
     from changecontrol import models as cc_models
 
@@ -117,7 +117,7 @@ def test_frozen_release_cannot_change(release, cast):
     from common.errors import InvalidState
 
     with pytest.raises(InvalidState, match="frozen"):
-        services.release_update(release=release, actor=cast["rory"], change_request_ids=[])
+        releases.release_update(release=release, actor=cast["rory"], change_request_ids=[])
 
 
 def test_production_refuses_digests_not_approved_in_staging(release, cast):
@@ -135,7 +135,7 @@ def test_a_rebuilt_artifact_starts_again_at_staging(release, cast, product, ci_a
     pass_through(release, actor=cast["rory"])
     rebuilt = make_artifact(make_build(product, registered_by=ci_account))
     add_full_evidence(rebuilt)
-    release_2 = services.release_create(
+    release_2 = releases.release_create(
         product=product,
         actor=cast["rory"],
         version="7.2.4-rebuild",
@@ -343,7 +343,7 @@ def test_marking_deployed_supersedes_older_open_promotions(
 
     newer_artifact = make_artifact(make_build(product, registered_by=ci_account))
     add_full_evidence(newer_artifact)
-    newer = services.release_create(
+    newer = releases.release_create(
         product=product,
         actor=cast["rory"],
         version="7.2.5",

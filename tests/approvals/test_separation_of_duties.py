@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from approvals import services, sod
+from approvals import releases, services, sod
 from approvals import status as approval_status
 from changecontrol import roles
 from changecontrol.models import AuditEvent, Role
@@ -54,7 +54,7 @@ def _release_with(
                 meaning="approved",
                 comment="",
             )
-    release = services.release_create(
+    release = releases.release_create(
         product=product,
         actor=cast["rory"],
         version=f"7.3.{artifact.pk}",
@@ -118,7 +118,7 @@ def test_builder_identity_naming_the_reviewer_is_refused(api, product, cast, ci_
     from tests.conftest import LOW_RISK
 
     change_request = open_change_request(product=product, requester=cast["paula"], answers=LOW_RISK)
-    release = services.release_create(
+    release = releases.release_create(
         product=product,
         actor=cast["rory"],
         version="9.0.0",

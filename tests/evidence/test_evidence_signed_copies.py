@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from approvals import releases
 from approvals import selectors as approval_selectors
-from approvals import services as approval_services
 from changecontrol.models import AuditEvent
 from evidence import selectors, services
 from evidence.models import Evidence, SignerKey, TestResult
@@ -32,7 +32,7 @@ def stored_files(private_media) -> int:
 
 @pytest.fixture
 def release(cast, artifact):
-    return approval_services.release_create(
+    return releases.release_create(
         product=artifact.product, actor=cast["rory"], version="7.2.4", artifact_digests=[artifact.digest]
     )
 

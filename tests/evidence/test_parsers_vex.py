@@ -6,13 +6,10 @@ from datetime import UTC, datetime
 import pytest
 
 from evidence.parsers.base import EvidenceParseError
-from evidence.parsers.vulns import (
-    VexStatement,
-    Vulnerability,
-    parse_cyclonedx_vex,
-    parse_openvex,
-    vex_suppresses,
-)
+from evidence.parsers.cyclonedx_vulns import parse_cyclonedx_vex
+from evidence.parsers.openvex import parse_openvex
+from evidence.parsers.results import VexStatement, Vulnerability
+from evidence.vex import vex_suppresses
 from tests.samples import sample_bytes
 
 ALPINE_IMAGE = "pkg:oci/alpine@sha256%3A124c7d2707904eea7431fffe91522a01e5a861a624ee31d03372cc1d138a3126"

@@ -7,16 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from evidence.parsers.base import EvidenceParseError
-from evidence.parsers.vulns import (
-    Vulnerability,
-    parse_cyclonedx_vulnerabilities,
-    parse_grype,
-    parse_osv_scanner,
-    parse_trivy,
-    score_from_cvss_vector,
-    severity_from_score,
-    severity_from_word,
-)
+from evidence.parsers.cyclonedx_vulns import parse_cyclonedx_vulnerabilities
+from evidence.parsers.grype import parse_grype
+from evidence.parsers.osv_scanner import parse_osv_scanner
+from evidence.parsers.results import Vulnerability
+from evidence.parsers.severity import score_from_cvss_vector, severity_from_score, severity_from_word
+from evidence.parsers.trivy import parse_trivy
 from tests.samples import sample_bytes, sample_names
 
 PARSER_FOR_SAMPLE = {

@@ -13,6 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from approvals import releases
 from approvals import services as approval_services
 from approvals import status as approval_status
 from approvals.models import Decision, Promotion
@@ -51,7 +52,7 @@ def release(product, cast, ci_account, policy):
     artifact = make_artifact(build)
     add_full_evidence(artifact)
     change_request = open_change_request(product=product, requester=cast["paula"], answers=LOW_RISK)
-    return approval_services.release_create(
+    return releases.release_create(
         product=product,
         actor=cast["rory"],
         version="7.2.4",
@@ -77,7 +78,7 @@ def blocked_promotion(product, cast, ci_account, policy):
     artifact = make_artifact(build, name="rsd-worker")
     add_tests(artifact, passed=8, failed=2)
     change_request = open_change_request(product=product, requester=cast["paula"], answers=LOW_RISK)
-    release = approval_services.release_create(
+    release = releases.release_create(
         product=product,
         actor=cast["rory"],
         version="7.3.0",

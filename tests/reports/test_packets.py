@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from pypdf import PdfReader
 
+from approvals import releases
 from approvals import services as approval_services
 from changecontrol import services as cc_services
 from changecontrol.policy import DEFAULT_POLICY_YAML
@@ -69,7 +70,7 @@ def release(product, cast, artifact, upload):
         meaning="approved",
         comment="Replay results reviewed with the clinical panel.",
     )
-    release = approval_services.release_create(
+    release = releases.release_create(
         product=product,
         actor=cast["rory"],
         version="7.2.4",
@@ -178,7 +179,7 @@ def test_packet_prints_the_approvers_comment_as_the_justification_of_an_accepted
 ):
     activate_policy(product, INTEGRATION_ACCEPTS_FAILURES, reason="integration tolerates a known failure")
     assert upload(artifact.digest, "junit", JUNIT, name="junit.xml").status_code == 202
-    release = approval_services.release_create(
+    release = releases.release_create(
         product=product, actor=cast["rory"], version="7.2.4", artifact_digests=[artifact.digest]
     )
     promotion = approval_services.promotion_request(release=release, environment_key="integration", actor=cast["rory"])
@@ -212,7 +213,7 @@ def test_packet_prints_the_approvers_comment_as_the_justification_of_an_accepted
 def test_an_approval_without_a_comment_is_shown_as_no_justification_recorded(product, cast, artifact, upload):
     activate_policy(product, INTEGRATION_ACCEPTS_FAILURES)
     upload(artifact.digest, "junit", JUNIT, name="junit.xml")
-    release = approval_services.release_create(
+    release = releases.release_create(
         product=product, actor=cast["rory"], version="7.2.4", artifact_digests=[artifact.digest]
     )
     promotion = approval_services.promotion_request(release=release, environment_key="integration", actor=cast["rory"])
@@ -231,7 +232,7 @@ def test_an_approval_without_a_comment_is_shown_as_no_justification_recorded(pro
 
 def test_packet_prints_totals_per_suite_and_lists_skipped_tests_as_anomalies(product, cast, artifact, upload):
     upload(artifact.digest, "junit", JUNIT_WITH_SKIPS, name="junit.xml")
-    release = approval_services.release_create(
+    release = releases.release_create(
         product=product, actor=cast["rory"], version="7.2.4", artifact_digests=[artifact.digest]
     )
     context = packet_context(release)
@@ -250,7 +251,7 @@ def test_known_anomalies_lists_open_vulnerabilities_informational_gates_and_open
 
     # No SBOM: integration's informational sbom gate is missing.
     upload(artifact.digest, "junit", JUNIT, name="junit.xml")
-    release = approval_services.release_create(
+    release = releases.release_create(
         product=product, actor=cast["rory"], version="7.2.4", artifact_digests=[artifact.digest]
     )
     approval_services.promotion_request(release=release, environment_key="integration", actor=cast["rory"])

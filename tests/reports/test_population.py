@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from pypdf import PdfReader
 
-from approvals import services as approval_services
+from approvals import releases
 from approvals import status as approval_status
 from reports.population import POPULATION_QUERY_VERSION, population_csv, population_pdf, population_report
 from runtime.deployments import deployment_record
@@ -38,7 +38,7 @@ def deployments(product, cast, ci_account):
     change_request = open_change_request(product=product, requester=cast["paula"], answers=LOW_RISK)
     artifact = make_artifact(make_build(product, registered_by=ci_account))
     add_full_evidence(artifact)
-    release = approval_services.release_create(
+    release = releases.release_create(
         product=product,
         actor=cast["rory"],
         version="7.2.4",

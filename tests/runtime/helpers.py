@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from approvals import services
+from approvals import releases, services
 from approvals import status as approval_status
 from tests.builders import add_full_evidence, make_artifact, make_build, pass_through, sign
 
@@ -24,7 +24,7 @@ def new_release(
     build = make_build(product, registered_by=ci_account, commit_authors=commit_authors)
     artifact = make_artifact(build, name=name)
     add_full_evidence(artifact)
-    return services.release_create(
+    return releases.release_create(
         product=product,
         actor=cast["rory"],
         version=version,

@@ -10,6 +10,7 @@ from changecontrol.models import AuditEvent
 from tests.samples import sample_bytes
 from tests.traceability.factories import artifact, item, link, results
 from tests.traceability.test_items import CSV
+from traceability import baselines
 from traceability import services as items
 from traceability.models import TraceItem, TraceLink
 
@@ -215,9 +216,9 @@ def test_a_change_request_names_its_items_and_hears_about_unknown_ids(api, relea
 
 def test_baselines_compare_through_the_api(api, auditor, author, release_manager, product):
     items.items_import(product=product, actor=author, format="csv", data=CSV)
-    items.trace_baseline_take(product=product, release_version="7.2.3", artifact_ids=[], actor=release_manager)
+    baselines.trace_baseline_take(product=product, release_version="7.2.3", artifact_ids=[], actor=release_manager)
     items.item_edit(item=TraceItem.objects.get(identifier="REQ-001"), actor=author, title="Show the sepsis risk score")
-    items.trace_baseline_take(product=product, release_version="7.2.4", artifact_ids=[], actor=release_manager)
+    baselines.trace_baseline_take(product=product, release_version="7.2.4", artifact_ids=[], actor=release_manager)
     client = api(auditor)
     assert [b["release"] for b in client.get("/api/v1/products/rsd/baselines").json()] == ["7.2.4", "7.2.3"]
     diff = client.get("/api/v1/products/rsd/baselines/compare?from=7.2.3&to=7.2.4").json()

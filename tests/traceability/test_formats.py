@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 from tests.samples import sample_bytes, sample_names
-from traceability.item_formats import (
+from traceability.formats import (
     ImportResult,
     ItemFormatError,
     ItemRecord,
@@ -616,7 +616,7 @@ def test_json_accepts_a_top_level_list():
             "items[1]: must be an object with id, title, ..., not a string",
         ),
         (b'[{"title": "T"}]', "[0]: id is empty; every item needs its ID (e.g. REQ-017)"),
-        (b'{"items": [{"id": "REQ-1", "title": ["T"]}]}', "items[0].title: must be a string, not a list"),
+        (b'{"items": [{"id": "REQ-1", "title": ["T"]}]}', "items[0].title: must be a string, not an array"),
         (
             b'{"items": [{"id": "REQ-1", "title": "T", "kind": "epic"}]}',
             "items[0]: kind is 'epic'; use one of requirement, hazard, risk_control",
@@ -631,7 +631,7 @@ def test_json_accepts_a_top_level_list():
         ),
         (
             b'{"items": [{"id": "REQ-1", "title": "T", "attributes": ["x"]}]}',
-            "items[0].attributes: must be an object of name: text, not a list",
+            "items[0].attributes: must be an object of name: text, not an array",
         ),
         (
             b'{"items": [{"id": "REQ-1", "title": "T", "attributes": {"Title": "x"}}]}',

@@ -9,6 +9,7 @@ from changecontrol.models import AuditEvent
 from common.errors import Conflict, NotPermitted, ValidationFailed
 from tests.conftest import open_change_request
 from tests.traceability.factories import item, link
+from traceability import baselines
 from traceability import services as items
 from traceability.models import TraceBaseline, TraceItem, TraceItemVersion, TraceLink
 
@@ -227,17 +228,21 @@ def test_export_re_imports_unchanged(product, author):
 
 def test_a_baseline_is_taken_once_never_changes_and_compares_with_another(product, author, release_manager):
     items.items_import(product=product, actor=author, format="csv", data=CSV)
-    first = items.trace_baseline_take(product=product, release_version="7.2.3", artifact_ids=[], actor=release_manager)
+    first = baselines.trace_baseline_take(
+        product=product, release_version="7.2.3", artifact_ids=[], actor=release_manager
+    )
     assert [i["id"] for i in first.content["items"]] == ["HAZ-1", "RC-1", "REQ-001", "REQ-002"]
     assert len(first.sha256) == 64
     with pytest.raises(Conflict, match="already has its baseline"):
-        items.trace_baseline_take(product=product, release_version="7.2.3", artifact_ids=[], actor=release_manager)
+        baselines.trace_baseline_take(product=product, release_version="7.2.3", artifact_ids=[], actor=release_manager)
 
     req = TraceItem.objects.get(identifier="REQ-002")
     items.item_edit(item=req, actor=author, text="Scores strictly above the amber threshold are flagged.")
     item(product, author, "REQ-003", "Show the trend")
-    second = items.trace_baseline_take(product=product, release_version="7.2.4", artifact_ids=[], actor=release_manager)
-    diff = items.trace_baseline_compare(first, second)
+    second = baselines.trace_baseline_take(
+        product=product, release_version="7.2.4", artifact_ids=[], actor=release_manager
+    )
+    diff = baselines.trace_baseline_compare(first, second)
     assert [i["id"] for i in diff["added"]] == ["REQ-003"]
     assert diff["removed"] == []
     assert [(c["id"], c["from_version"], c["to_version"]) for c in diff["changed"]] == [("REQ-002", 1, 2)]

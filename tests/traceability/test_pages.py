@@ -8,6 +8,7 @@ from django.test import Client
 
 from tests.traceability.factories import artifact, results
 from tests.traceability.test_items import CSV
+from traceability import baselines
 from traceability import services as items
 from traceability.models import TraceItem, TraceLink
 
@@ -70,9 +71,9 @@ def test_the_impact_page_lists_downstream_items(imported, author):
 
 
 def test_the_baseline_page_compares_two_releases(imported, author, release_manager, auditor, product):
-    items.trace_baseline_take(product=product, release_version="7.2.3", artifact_ids=[], actor=release_manager)
+    baselines.trace_baseline_take(product=product, release_version="7.2.3", artifact_ids=[], actor=release_manager)
     items.item_edit(item=TraceItem.objects.get(identifier="REQ-001"), actor=author, title="Show the sepsis risk score")
-    items.trace_baseline_take(product=product, release_version="7.2.4", artifact_ids=[], actor=release_manager)
+    baselines.trace_baseline_take(product=product, release_version="7.2.4", artifact_ids=[], actor=release_manager)
     html = client_of(auditor).get("/products/rsd/baselines?from=7.2.3&to=7.2.4").content.decode()
     assert "REQ-001 Show the sepsis risk score: v1 → v2" in html
 

@@ -15,9 +15,7 @@ import re
 import zipfile
 from datetime import datetime
 
-import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
@@ -25,24 +23,19 @@ from changecontrol import roles
 from changecontrol.models import Role
 from tests.conftest import CI_SCOPES, HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, make_user
 from tests.samples import sample_bytes
-from tests.scenarios import (
+from tests.scenarios.driver import (
     BUILDER_ID,
     assert_error,
-    commit_of,
     digest_of,
     dsse_envelope,
     junit_passing,
-    register_signing_key,
+    open_change_request,
+    sign_change_request,
+    sign_promotion,
     slsa_statement,
 )
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-@pytest.fixture(autouse=True)
-def _private_media(settings, tmp_path):
-    """Each test keeps its evidence bytes and renderings in its own folder."""
-    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 # ---------------------------------------------------------------- what CI sends
@@ -82,144 +75,6 @@ CLEAN_SCAN = json.dumps(
         ],
     }
 ).encode()
-
-
-class Pipeline:
-    """A CI pipeline of `rsd` talking to Custody only through the public API."""
-
-    def __init__(self, api, token, capture, product="rsd"):
-        self.client = api(token=token)
-        self.capture = capture
-        self.product = product
-
-    def build(self, run: str, *, commits=(), builder_identity: str = BUILDER_ID, expect: int | None = 201) -> dict:
-        response = self.client.post(
-            f"/api/v1/products/{self.product}/builds",
-            {
-                "commit": commit_of(run),
-                "branch": "main",
-                "pipeline_url": f"https://github.com/acme/rsd/actions/runs/{run}",
-                "ci_system": "github-actions",
-                "build_number": run,
-                "builder_identity": builder_identity,
-                "commits": list(commits),
-            },
-            format="json",
-        )
-        if expect is not None:
-            assert response.status_code == expect, response.content
-        return response.json()
-
-    def artifact(self, digest: str, build_id: str, *, name: str = "scoring-service", expect: int | None = 201):
-        response = self.client.post(
-            f"/api/v1/products/{self.product}/artifacts",
-            {"name": name, "digest": digest, "build": build_id, "kind": "container-image"},
-            format="json",
-        )
-        if expect is not None:
-            assert response.status_code == expect, response.content
-        return response
-
-    def upload(self, digest: str, evidence_type: str, content: bytes, *, filename: str = "", signature=None):
-        data = {"type": evidence_type, "file": SimpleUploadedFile(filename or f"report.{evidence_type}", content)}
-        if signature is not None:
-            data["signature"] = SimpleUploadedFile("report.sig", signature)
-        # The upload queues processing for after the commit; tasks run eagerly in tests, as a worker would.
-        with self.capture(execute=True):
-            return self.client.post(f"/api/v1/artifacts/{digest}/evidence", data, format="multipart")
-
-    def evidence(self, response) -> dict:
-        """Poll GET /api/v1/evidence/{id} (via the status_url the upload gave) until it is processed."""
-        assert response.status_code == 202, response.content
-        body = response.json()
-        assert body["id"] and body["status_url"], body
-        for _ in range(5):
-            polled = self.client.get(body["status_url"])
-            assert polled.status_code == 200, polled.content
-            if polled.json()["state"] not in ("pending", "processing"):
-                return polled.json()
-        return polled.json()
-
-    def release(self, version: str, digests: list[str], change_requests: list[str], *, expect: int | None = 201):
-        response = self.client.post(
-            f"/api/v1/products/{self.product}/releases",
-            {"version": version, "artifacts": digests, "change_requests": change_requests},
-            format="json",
-        )
-        if expect is not None:
-            assert response.status_code == expect, response.content
-        return response
-
-    def promote(self, version: str, environment: str, *, client=None):
-        return (client or self.client).post(
-            f"/api/v1/releases/{self.product}/{version}/promotions", {"environment": environment}, format="json"
-        )
-
-    def status(self, digest: str, environment: str):
-        return self.client.get("/api/v1/status", {"artifact": digest, "environment": environment})
-
-    def deploy(self, digest: str, environment: str, *, kind: str = "normal", client=None, **extra):
-        return (client or self.client).post(
-            "/api/v1/deployments",
-            {
-                "artifact": digest,
-                "environment": environment,
-                "pipeline_url": "https://github.com/acme/rsd/actions/runs/deploy",
-                "kind": kind,
-                **extra,
-            },
-            format="json",
-        )
-
-
-@pytest.fixture
-def ci(api, ci_token, django_capture_on_commit_callbacks, cast):
-    return Pipeline(api, ci_token, django_capture_on_commit_callbacks)
-
-
-@pytest.fixture
-def signing_key(api, cast) -> ed25519.Ed25519PrivateKey:
-    return register_signing_key(api, cast["sasha"])
-
-
-def open_change_request(api, person, answers, *, submit=True, **fields) -> dict:
-    body = {
-        "title": "Recalibrate the sepsis risk score thresholds",
-        "why": "Clinical review found the amber threshold flags too many low-risk patients.",
-        "what_changes": "Amber threshold 0.35 -> 0.42 in the scoring service configuration.",
-        "affected_items": "scoring-service",
-        "kind": "configuration",
-        "type": "normal",
-        "verification_plan": "Replay last quarter's anonymised cases against the clinical panel's labels.",
-        "rollback_plan": "Revert the configuration commit and redeploy the previous image digest.",
-        "risk_answers": answers,
-        **fields,
-    }
-    client = api(person)
-    response = client.post("/api/v1/products/rsd/change-requests", body, format="json")
-    assert response.status_code == 201, response.content
-    change_request = response.json()
-    if submit:
-        response = client.post(f"/api/v1/change-requests/{change_request['id']}/submit", format="json")
-        assert response.status_code == 200, response.content
-        change_request = response.json()
-    return change_request
-
-
-def sign_change_request(api, person, change_request_id, *, password=PASSWORD, meaning="approved"):
-    return api(person).post(
-        f"/api/v1/change-requests/{change_request_id}/signatures",
-        {"meaning": meaning, "comment": "Reviewed the plan.", "username": person.username, "password": password},
-        format="json",
-    )
-
-
-def sign_promotion(api, person, promotion_id, *, password=PASSWORD, meaning="approved", comment="Evidence reviewed."):
-    return api(person).post(
-        f"/api/v1/promotions/{promotion_id}/signatures",
-        {"meaning": meaning, "comment": comment, "username": person.username, "password": password},
-        format="json",
-    )
 
 
 def ready_artifact(ci, signing_key, run: str, *, commits=(), builder_identity: str = BUILDER_ID) -> str:

@@ -14,7 +14,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -27,23 +26,15 @@ from changecontrol.models import PolicyVersion
 from changecontrol.policy import DEFAULT_POLICY_YAML
 from tests.conftest import LOW_RISK, MEDIUM_RISK, PASSWORD
 from tests.samples import sample_bytes
-from tests.scenarios import (
-    BUILDER_ID,
+from tests.scenarios.driver import (
+    Pipeline,
     assert_error,
-    commit_of,
-    digest_of,
     dsse_envelope,
     junit_passing,
-    register_signing_key,
+    open_change_request,
+    sign_promotion,
     slsa_statement,
 )
-
-
-@pytest.fixture(autouse=True)
-def _private_media(settings, tmp_path):
-    """Each test keeps its evidence bytes in its own folder."""
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-
 
 # ---------------------------------------------------------------- what CI sends
 
@@ -132,145 +123,16 @@ def openvex_not_affected(digest: str, vuln_id: str, *, document: str = "rsd-1") 
     ).encode()
 
 
-class Pipeline:
-    """A CI pipeline of `rsd` talking to Custody only through the public API."""
-
-    def __init__(self, api, token, capture, product="rsd"):
-        self.client = api(token=token)
-        self.capture = capture
-        self.product = product
-
-    def build(self, run: str, *, builder_identity: str = BUILDER_ID) -> dict:
-        response = self.client.post(
-            f"/api/v1/products/{self.product}/builds",
-            {
-                "commit": commit_of(run),
-                "branch": "main",
-                "pipeline_url": f"https://github.com/acme/rsd/actions/runs/{run}",
-                "ci_system": "github-actions",
-                "build_number": run,
-                "builder_identity": builder_identity,
-            },
-            format="json",
-        )
-        assert response.status_code == 201, response.content
-        return response.json()
-
-    def artifact(self, run: str) -> str:
-        """Register a build and its one artifact; returns the digest."""
-        build = self.build(run)
-        digest = digest_of(f"scoring-service-{run}")
-        response = self.client.post(
-            f"/api/v1/products/{self.product}/artifacts",
-            {"name": "scoring-service", "digest": digest, "build": build["id"], "kind": "container-image"},
-            format="json",
-        )
-        assert response.status_code == 201, response.content
-        return digest
-
-    def upload(self, digest: str, evidence_type: str, content: bytes, *, name: str = "", signature=None) -> dict:
-        """Upload and follow the evidence to its processed state (tasks run eagerly at commit, as a worker would)."""
-        data = {"type": evidence_type, "file": SimpleUploadedFile(name or f"report.{evidence_type}", content)}
-        if name:
-            data["name"] = name
-        if signature is not None:
-            data["signature"] = SimpleUploadedFile("report.sig", signature)
-        with self.capture(execute=True):
-            response = self.client.post(f"/api/v1/artifacts/{digest}/evidence", data, format="multipart")
-        assert response.status_code == 202, response.content
-        polled = self.client.get(response.json()["status_url"])
-        assert polled.status_code == 200, polled.content
-        return polled.json()
-
-    def release(self, version: str, digests: list[str], change_requests: list[str], *, expect: int | None = 201):
-        response = self.client.post(
-            f"/api/v1/products/{self.product}/releases",
-            {"version": version, "artifacts": digests, "change_requests": change_requests},
-            format="json",
-        )
-        if expect is not None:
-            assert response.status_code == expect, response.content
-        return response
-
-    def promote(self, version: str, environment: str, *, client):
-        return client.post(
-            f"/api/v1/releases/{self.product}/{version}/promotions", {"environment": environment}, format="json"
-        )
-
-    def status(self, digest: str, environment: str) -> dict:
-        response = self.client.get("/api/v1/status", {"artifact": digest, "environment": environment})
-        assert response.status_code == 200, response.content
-        return response.json()
-
-    def history(self, digest: str, environment: str) -> list[dict]:
-        response = self.client.get("/api/v1/status/history", {"artifact": digest, "environment": environment})
-        assert response.status_code == 200, response.content
-        return response.json()
-
-    def deploy(self, digest: str, environment: str):
-        return self.client.post(
-            "/api/v1/deployments",
-            {
-                "artifact": digest,
-                "environment": environment,
-                "pipeline_url": "https://github.com/acme/rsd/actions/runs/deploy",
-                "kind": "normal",
-            },
-            format="json",
-        )
-
-
-@pytest.fixture
-def ci(api, ci_token, django_capture_on_commit_callbacks, cast):
-    return Pipeline(api, ci_token, django_capture_on_commit_callbacks)
-
-
-@pytest.fixture
-def signing_key(api, cast) -> ed25519.Ed25519PrivateKey:
-    return register_signing_key(api, cast["sasha"])
-
-
-def open_change_request(api, person, answers) -> dict:
-    client = api(person)
-    response = client.post(
-        "/api/v1/products/rsd/change-requests",
-        {
-            "title": "Recalibrate the sepsis risk score thresholds",
-            "why": "Clinical review found the amber threshold flags too many low-risk patients.",
-            "what_changes": "Amber threshold 0.35 -> 0.42 in the scoring service configuration.",
-            "affected_items": "scoring-service",
-            "kind": "configuration",
-            "type": "normal",
-            "verification_plan": "Replay last quarter's anonymised cases against the clinical panel's labels.",
-            "rollback_plan": "Revert the configuration commit and redeploy the previous image digest.",
-            "risk_answers": answers,
-        },
-        format="json",
-    )
-    assert response.status_code == 201, response.content
-    submitted = client.post(f"/api/v1/change-requests/{response.json()['id']}/submit", format="json")
-    assert submitted.status_code == 200, submitted.content
-    return submitted.json()
-
-
-def sign_promotion(api, person, promotion_id, *, meaning="approved", comment="Evidence reviewed."):
-    return api(person).post(
-        f"/api/v1/promotions/{promotion_id}/signatures",
-        {"meaning": meaning, "comment": comment, "username": person.username, "password": PASSWORD},
-        format="json",
-    )
-
-
 def ready_artifact(ci, signing_key, run: str) -> str:
     """An artifact with passing tests, a clean SBOM and scan, and signed provenance from the allowed builder."""
-    digest = ci.artifact(run)
+    digest = ci.built_artifact(run)
     for evidence_type, content in (
         ("junit", PASSING_JUNIT),
         ("cyclonedx", DUAL_LICENSED_SBOM),
         ("grype", LOW_SCAN),
         ("dsse", dsse_envelope(signing_key, slsa_statement(digest))),
     ):
-        processed = ci.upload(digest, evidence_type, content)
+        processed = ci.processed(digest, evidence_type, content)
         assert processed["state"] == "parsed", processed
     return digest
 
@@ -363,7 +225,7 @@ def test_load_policy_proposes_a_version_that_takes_effect_only_when_a_quality_re
     assert POLICY_V2 != DEFAULT_POLICY_YAML
     digest, _ = staged_release(api, ci, signing_key, cast, version="7.2.0", run="101")
     promote_to(api, ci, cast, "7.2.0", "production")
-    before = ci.status(digest, "production")
+    before = ci.answer(digest, "production")
     assert before["policy"]["version"] == 1, before["policy"]
 
     code, out, err = load_policy(write_policy(tmp_path, POLICY_V2))
@@ -378,7 +240,7 @@ def test_load_policy_proposes_a_version_that_takes_effect_only_when_a_quality_re
 
     # Proposed is not active: decisions still use v1.
     assert services.active_policy(product).version == 1
-    assert ci.status(digest, "production")["policy"]["version"] == 1
+    assert ci.answer(digest, "production")["policy"]["version"] == 1
 
     # Loading the very same file again stores nothing new.
     code, out, _ = load_policy(write_policy(tmp_path, POLICY_V2))
@@ -388,7 +250,7 @@ def test_load_policy_proposes_a_version_that_takes_effect_only_when_a_quality_re
 
     # A quality reviewer signs: v2 is active and new decisions record it (and its digest).
     sign_policy(proposed, cast["quinn"], ci)
-    after = ci.status(digest, "production")
+    after = ci.answer(digest, "production")
     assert after["policy"] == {"name": "rsd", "version": 2, "digest": f"sha256:{proposed.sha256}"}, after["policy"]
     assert services.active_policy(product).version == 2
     assert ci.history(digest, "production")[0]["policy_version"] == 2
@@ -600,7 +462,7 @@ def good_artifact(ci, signing_key, run: str) -> str:
         ("sarif", EMPTY_SARIF, ""),
         ("generic", b"# rsd 8.0.0\n\nRecalibrated amber threshold (CR-1).\n", "release-note.md"),
     ):
-        processed = ci.upload(digest, evidence_type, content, name=name)
+        processed = ci.processed(digest, evidence_type, content, name=name)
         assert processed["state"] == "parsed", processed
     return digest
 
@@ -610,7 +472,7 @@ def test_every_gate_kind_passes_on_good_evidence(api, ci, signing_key, cast, all
     change_request = open_change_request(api, cast["rory"], LOW_RISK)
     ci.release("8.0.0", [digest], [change_request["id"]])
     promote_to(api, ci, cast, "8.0.0", "integration")
-    status = ci.status(digest, "integration")
+    status = ci.answer(digest, "integration")
     assert status["policy"]["version"] == all_gates_policy.version
     for gate_id, kind in BLOCKING_KINDS.items():
         assert_gate(status, gate_id, kind=kind, blocking=True, state="pass")
@@ -625,7 +487,7 @@ def test_informational_gates_that_fail_never_block(api, ci, signing_key, cast, a
     change_request = open_change_request(api, cast["rory"], LOW_RISK)
     ci.release("8.1.0", [digest], [change_request["id"]])
     promoted = promote_to(api, ci, cast, "8.1.0", "integration")
-    status = ci.status(digest, "integration")
+    status = ci.answer(digest, "integration")
     low = assert_gate(status, "low-vulns", kind="vulnerabilities", blocking=False, state="fail", says="1 low")
     assert "CVE-2024-0001" in low["detail"]
     assert_gate(status, "many-tests", kind="cel", blocking=False, state="fail", says="condition does not hold")
@@ -637,7 +499,7 @@ def test_informational_gates_that_fail_never_block(api, ci, signing_key, cast, a
 
 
 def test_every_gate_kind_fails_or_is_missing_on_bad_evidence(api, ci, signing_key, cast, all_gates_policy):
-    digest = ci.artifact("221")
+    digest = ci.built_artifact("221")
     for evidence_type, content, name in (
         # Real tool output: Maven Surefire with two failures, coverage.py at 80 %, CodeQL findings,
         # and a Grype scan of busybox with a critical and ten high vulnerabilities.
@@ -647,14 +509,14 @@ def test_every_gate_kind_fails_or_is_missing_on_bad_evidence(api, ci, signing_ke
         ("grype", sample_bytes("vulns/grype-0.94-busybox-epss.json"), ""),
         ("cyclonedx", GPL_ONLY_SBOM, ""),
     ):
-        processed = ci.upload(digest, evidence_type, content, name=name)
+        processed = ci.processed(digest, evidence_type, content, name=name)
         assert processed["state"] == "parsed", processed
     # A medium change request, submitted but not signed: not approved.
     change_request = open_change_request(api, cast["rory"], MEDIUM_RISK)
     ci.release("8.2.0", [digest], [change_request["id"]])
     promoted = promote_to(api, ci, cast, "8.2.0", "integration")
     assert promoted["state"] == "awaiting_approval"
-    status = ci.status(digest, "integration")
+    status = ci.answer(digest, "integration")
     assert status["decision"] == "blocked"
 
     assert_gate(status, "tests", kind="tests", blocking=True, state="fail", says="2 test(s) failed")
@@ -680,12 +542,12 @@ def test_every_gate_kind_fails_or_is_missing_on_bad_evidence(api, ci, signing_ke
 
 def test_provenance_from_a_builder_outside_the_allow_list_fails(api, ci, signing_key, cast, all_gates_policy):
     rogue = "https://github.com/someone-else/fork/.github/workflows/release.yml@refs/heads/main"
-    other = ci.artifact("232")
-    processed = ci.upload(other, "dsse", dsse_envelope(signing_key, slsa_statement(other, builder_id=rogue)))
+    other = ci.built_artifact("232")
+    processed = ci.processed(other, "dsse", dsse_envelope(signing_key, slsa_statement(other, builder_id=rogue)))
     assert processed["state"] == "parsed" and processed["verdict"] == "signed", processed
     ci.release("8.3.0", [other], [])
     promote_to(api, ci, cast, "8.3.0", "integration")
-    status = ci.status(other, "integration")
+    status = ci.answer(other, "integration")
     entry = assert_gate(status, "provenance", kind="provenance", blocking=True, state="fail", says="allow-list")
     assert rogue in entry["detail"]
     # The statement is signed by a registered key, so the signature gate itself passes.
@@ -694,31 +556,31 @@ def test_provenance_from_a_builder_outside_the_allow_list_fails(api, ci, signing
 
 def test_a_vex_statement_suppresses_a_vulnerability_only_when_signed(api, ci, signing_key, cast, all_gates_policy):
     digest = good_artifact(ci, signing_key, "241")
-    ci.upload(digest, "grype", grype_scan(("CVE-2024-9999", "Critical")))
+    ci.processed(digest, "grype", grype_scan(("CVE-2024-9999", "Critical")))
     ci.release("8.4.0", [digest], [open_change_request(api, cast["rory"], LOW_RISK)["id"]])
     promote_to(api, ci, cast, "8.4.0", "integration")
-    assert_gate(ci.status(digest, "integration"), "vulns", kind="vulnerabilities", blocking=True, state="fail")
+    assert_gate(ci.answer(digest, "integration"), "vulns", kind="vulnerabilities", blocking=True, state="fail")
 
     vex = openvex_not_affected(digest, "CVE-2024-9999")
-    unsigned = ci.upload(digest, "openvex", vex)
+    unsigned = ci.processed(digest, "openvex", vex)
     assert unsigned["state"] == "parsed" and unsigned["verdict"] == "unsigned", unsigned
-    status = ci.status(digest, "integration")
+    status = ci.answer(digest, "integration")
     assert_gate(status, "vulns", kind="vulnerabilities", blocking=True, state="fail", says="CVE-2024-9999")
 
     # The security team's signed statement (its own document) does suppress it.
     signed_vex = openvex_not_affected(digest, "CVE-2024-9999", document="rsd-2")
-    signed = ci.upload(digest, "openvex", signed_vex, signature=base64.b64encode(signing_key.sign(signed_vex)))
+    signed = ci.processed(digest, "openvex", signed_vex, signature=base64.b64encode(signing_key.sign(signed_vex)))
     assert signed["verdict"] == "signed", signed
-    status = ci.status(digest, "integration")
+    status = ci.answer(digest, "integration")
     assert_gate(status, "vulns", kind="vulnerabilities", blocking=True, state="pass", says="0 critical")
 
 
 def test_the_same_vex_uploaded_again_with_its_signature_suppresses(api, ci, signing_key, cast, all_gates_policy):
     digest = good_artifact(ci, signing_key, "245")
-    ci.upload(digest, "grype", grype_scan(("CVE-2024-9999", "Critical")))
+    ci.processed(digest, "grype", grype_scan(("CVE-2024-9999", "Critical")))
     vex = openvex_not_affected(digest, "CVE-2024-9999")
-    assert ci.upload(digest, "openvex", vex)["verdict"] == "unsigned"
-    signed = ci.upload(digest, "openvex", vex, signature=base64.b64encode(signing_key.sign(vex)))
+    assert ci.processed(digest, "openvex", vex)["verdict"] == "unsigned"
+    signed = ci.processed(digest, "openvex", vex, signature=base64.b64encode(signing_key.sign(vex)))
     assert signed["verdict"] == "signed", signed
 
 
@@ -766,13 +628,13 @@ def test_a_promotion_goes_requested_awaiting_approved_deployed(api, ci, signing_
     assert promotion["state"] == "awaiting_approval"
     assert promotion["status"]["decision"] == "pending"
     assert promotion["status"]["approvals"]["missing"] == ["quality"]
-    assert ci.status(digest, "production")["decision"] == "pending"
+    assert ci.answer(digest, "production")["decision"] == "pending"
 
     signed = sign_promotion(api, cast["quinn"], promotion["id"])
     assert signed.status_code == 201, signed.content
     detail = api(cast["audrey"]).get(f"/api/v1/promotions/{promotion['id']}").json()
     assert detail["state"] == "approved"
-    assert ci.status(digest, "production")["decision"] == "allowed"
+    assert ci.answer(digest, "production")["decision"] == "allowed"
 
     deployed = ci.deploy(digest, "production")
     assert deployed.status_code == 201 and deployed.json()["authorised"] is True, deployed.content
@@ -794,31 +656,31 @@ def test_production_blocks_a_digest_never_promoted_to_staging_with_an_actionable
     promote_to(api, ci, cast, "7.4.1", "integration")
     promotion = promote_to(api, ci, cast, "7.4.1", "production")
     assert promotion["state"] == "awaiting_approval"
-    status = ci.status(digest, "production")
+    status = ci.answer(digest, "production")
     assert status["decision"] == "blocked"
     order = assert_gate(status, "after-staging", kind="promotion_order", blocking=True, state="fail")
     assert "never approved in staging" in order["detail"] and "promote" in order["detail"], order
     assert any("staging" in reason for reason in status["reasons"]), status["reasons"]
     # Even a quality signature does not open it.
     sign_promotion(api, cast["quinn"], promotion["id"])
-    assert ci.status(digest, "production")["decision"] == "blocked"
+    assert ci.answer(digest, "production")["decision"] == "blocked"
 
 
 def test_a_rebuilt_artifact_cannot_ride_on_the_old_staging_promotion(api, ci, signing_key, cast):
     staged_digest, change_request = staged_release(api, ci, signing_key, cast, version="7.5.0", run="501")
-    assert ci.status(staged_digest, "staging")["decision"] == "allowed"
+    assert ci.answer(staged_digest, "staging")["decision"] == "allowed"
     # The same source rebuilt: a new digest in a new release, straight to production.
     rebuilt = ready_artifact(ci, signing_key, "501-rebuild")
     assert rebuilt != staged_digest
     ci.release("7.5.0-rebuild", [rebuilt], [change_request["id"]])
     promote_to(api, ci, cast, "7.5.0-rebuild", "integration")
     promotion = promote_to(api, ci, cast, "7.5.0-rebuild", "production")
-    status = ci.status(rebuilt, "production")
+    status = ci.answer(rebuilt, "production")
     assert status["decision"] == "blocked"
     order = gate(status, "after-staging")
     assert order["status"] == "fail" and "rebuilt artifact starts again" in order["detail"], order
     assert sign_promotion(api, cast["quinn"], promotion["id"]).status_code == 201
-    assert ci.status(rebuilt, "production")["decision"] == "blocked"
+    assert ci.answer(rebuilt, "production")["decision"] == "blocked"
     deployed = ci.deploy(rebuilt, "production")
     assert deployed.status_code == 201 and deployed.json()["authorised"] is False
 
@@ -835,7 +697,7 @@ def test_an_open_promotion_of_an_older_release_is_superseded_when_a_newer_releas
     assert ci.deploy(new_digest, "production").json()["authorised"] is True
 
     assert api(cast["audrey"]).get(f"/api/v1/promotions/{old['id']}").json()["state"] == "superseded"
-    status = ci.status(old_digest, "production")
+    status = ci.answer(old_digest, "production")
     assert status["decision"] == "blocked"
     assert any("superseded" in reason for reason in status["reasons"]), status["reasons"]
     # A superseded promotion can no longer be signed.
@@ -859,7 +721,7 @@ def test_an_approved_promotion_whose_approvals_lapse_before_deployment_expires(a
     expired = approval_services.promotions_expire(at=datetime.now(UTC) + timedelta(hours=73))
     assert promotion["id"] in expired
     assert api(cast["audrey"]).get(f"/api/v1/promotions/{promotion['id']}").json()["state"] == "expired"
-    status = ci.status(digest, "production")
+    status = ci.answer(digest, "production")
     assert status["decision"] == "blocked"
     assert ci.deploy(digest, "production").json()["authorised"] is False
 
@@ -874,7 +736,7 @@ def test_a_rejection_with_a_reason_ends_the_promotion(api, ci, signing_key, cast
     )
     assert rejected.status_code == 201, rejected.content
     assert api(cast["audrey"]).get(f"/api/v1/promotions/{promotion['id']}").json()["state"] == "rejected"
-    status = ci.status(digest, "production")
+    status = ci.answer(digest, "production")
     assert status["decision"] == "blocked"
     assert any("clinical panel" in reason for reason in status["reasons"]), status["reasons"]
     # It is over: no further signature, and a new request is a new promotion.
@@ -891,9 +753,9 @@ def test_every_stored_decision_records_its_policy_version_and_replays_after_a_ne
 ):
     digest, _ = staged_release(api, ci, signing_key, cast, version="7.9.0", run="901")
     promotion = promote_to(api, ci, cast, "7.9.0", "production")
-    assert ci.status(digest, "production")["decision"] == "pending"
+    assert ci.answer(digest, "production")["decision"] == "pending"
     assert sign_promotion(api, cast["quinn"], promotion["id"]).status_code == 201
-    assert ci.status(digest, "production")["decision"] == "allowed"
+    assert ci.answer(digest, "production")["decision"] == "allowed"
     under_v1 = ci.history(digest, "production")
     assert {d["decision"] for d in under_v1} >= {"pending", "allowed"}
     assert all(d["policy_version"] == 1 for d in under_v1), under_v1
@@ -901,7 +763,7 @@ def test_every_stored_decision_records_its_policy_version_and_replays_after_a_ne
     code, _, err = load_policy(write_policy(tmp_path, POLICY_V2))
     assert code == 0, err
     sign_policy(latest_policy(product), cast["quinn"], ci)
-    now = ci.status(digest, "production")
+    now = ci.answer(digest, "production")
     assert now["policy"]["version"] == 2
     history = ci.history(digest, "production")
     assert all(isinstance(d["policy_version"], int) for d in history), history
