@@ -280,9 +280,10 @@ def gate_traceability(gate: GateRule, facts: Mapping) -> dict:
             failing.append(f"{requirement}: not reported by the trace matrix")
         elif not check.get("ok"):
             failing.append(f"{requirement}: {check.get('detail') or 'not met'}")
+    scope = f" — {trace['scope_note']}" if trace.get("scope_note") else ""
     if failing:
-        return _result(gate, FAIL, "; ".join(failing))
-    return _result(gate, PASS, trace.get("summary") or f"{', '.join(gate.params['require'])}: all met")
+        return _result(gate, FAIL, "; ".join(failing) + scope)
+    return _result(gate, PASS, (trace.get("summary") or f"{', '.join(gate.params['require'])}: all met") + scope)
 
 
 def gate_change_requests(gate: GateRule, facts: Mapping) -> dict:
@@ -505,6 +506,11 @@ def decide(*, document, environment_key: str, inputs: Mapping, at) -> dict:
             "is not the requester, a commit author, the builder, a change author or a deployer of it"
         )
     reasons.extend(approvals["notes"])
+    if document.traceability.scope == "current" and any(rule.kind == "traceability" for rule in environment.gates):
+        reasons.append(
+            "the policy asks every release to cover each requirement current now (traceability.scope: current), "
+            "not only the scope the release froze with"
+        )
     if state in ("rejected", "expired", "superseded") or any(g["blocking"] and g["status"] != PASS for g in gates):
         decision = "blocked"
     elif approvals["missing"]:

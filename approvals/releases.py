@@ -201,6 +201,7 @@ def release_freeze(release: Release, *, actor: User) -> None:
         release_version=release.version,
         artifact_ids=list(release.artifacts.values_list("pk", flat=True)),
         actor=actor,
+        change_request_ids=list(release.change_requests.values_list("pk", flat=True)),
     )
 
 

@@ -25,6 +25,7 @@ from evidence.models import (
     Vulnerability,
 )
 from traceability.matrix import trace_matrix
+from traceability.scope import release_scope
 
 SBOM_TYPES = (Evidence.Type.CYCLONEDX, Evidence.Type.SPDX)
 SCAN_TYPES = (Evidence.Type.GRYPE, Evidence.Type.TRIVY, Evidence.Type.OSV)
@@ -63,8 +64,13 @@ def with_release_contents(releases: QuerySet[Release]) -> QuerySet[Release]:
     )
 
 
-def release_facts(*, release: Release, environment_key: str, after: str | None) -> dict[str, Any]:
-    """Everything the gates read, as plain JSON: a fixed number of queries however many artifacts and evidence."""
+def release_facts(
+    *, release: Release, environment_key: str, after: str | None, trace_scope: str = "release"
+) -> dict[str, Any]:
+    """Everything the gates read, as plain JSON: a fixed number of queries however many artifacts and evidence.
+
+    `trace_scope` is the policy's `traceability.scope`: "release" judges the release's own scope, "current" every
+    requirement current now."""
     artifacts = list(release_artifacts(release))
     ids = [a.pk for a in artifacts]
     per: dict[int, dict[str, Any]] = {
@@ -211,7 +217,7 @@ def release_facts(*, release: Release, environment_key: str, after: str | None) 
         "environment": environment_key,
         "artifacts": [per[a.pk] for a in artifacts],
         "change_requests": change_requests,
-        "trace": trace_facts(release=release, artifact_ids=ids),
+        "trace": trace_facts(release=release, artifact_ids=ids, scope=trace_scope),
     }
     if after:
         facts["previous_environment"] = {
@@ -244,16 +250,42 @@ def evidence_snapshot_sha256(facts: dict[str, Any]) -> str:
     )
 
 
-def trace_facts(*, release: Release, artifact_ids: list[int]) -> dict[str, Any]:
-    """The trace matrix's verdicts for this release: its requirements against its own artifacts' results."""
+def trace_facts(*, release: Release, artifact_ids: list[int], scope: str = "release") -> dict[str, Any]:
+    """The trace matrix's verdicts for this release: its scope (or, when the policy asks for it, every requirement
+    current now) against its own artifacts' results. A release not frozen yet has no scope: the current items."""
     try:
-        matrix = trace_matrix(product=release.product, artifact_ids=artifact_ids)
+        frozen = release_scope(product=release.product, release_version=release.version) if scope == "release" else None
+        matrix = trace_matrix(product=release.product, artifact_ids=artifact_ids, scope=frozen)
     except Exception as error:  # noqa: BLE001 - a gate reports "missing" with the reason rather than failing the API
         return {
             "available": False,
             "detail": f"the trace matrix could not be computed: {type(error).__name__}: {error}",
         }
-    return summarise_trace(matrix)
+    summary = summarise_trace(matrix)
+    summary["basis"] = "release" if frozen is not None else ("current" if scope == "current" else "unfrozen")
+    summary["scope_note"] = scope_note(matrix, frozen_scope=frozen is not None, policy_scope=scope)
+    return summary
+
+
+def scope_note(matrix: dict[str, Any], *, frozen_scope: bool, policy_scope: str) -> str:
+    """What a release's trace was judged against, in a sentence the gate's detail ends with."""
+    if policy_scope == "current":
+        return "judged against every requirement current now (policy traceability.scope: current)"
+    if not frozen_scope:
+        return "judged against the current requirements (the release has not frozen yet)"
+    basis = matrix["basis"]
+    note = f"judged against the scope of release {basis['release']} ({basis['items']} item(s) when it froze)"
+    outside = matrix.get("outside_scope") or []
+    if outside:
+        named = ", ".join(
+            row["id"]
+            if row["scoped_version"] is None
+            else f"{row['id']} (v{row['version']}, frozen at v{row['scoped_version']})"
+            for row in outside[:10]
+        )
+        more = f" and {len(outside) - 10} more" if len(outside) > 10 else ""
+        note += f"; outside its scope, for a later release to pick up: {named}{more}"
+    return note
 
 
 def summarise_trace(matrix: Any) -> dict[str, Any]:

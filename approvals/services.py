@@ -318,7 +318,10 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
     # changed since) is retired so they can sign what they now see.
     environment_rule = document.environment(promotion.environment.key)
     facts = selectors.release_facts(
-        release=promotion.release, environment_key=promotion.environment.key, after=environment_rule.after
+        release=promotion.release,
+        environment_key=promotion.environment.key,
+        after=environment_rule.after,
+        trace_scope=document.traceability.scope,
     )
     evidence_sha256 = selectors.evidence_snapshot_sha256(facts)
     standing = selectors.promotion_signatures(promotion).filter(

@@ -52,7 +52,12 @@ def status_inputs(*, promotion: Promotion | None, environment: Environment, poli
     if promotion is None:
         return {"promotion": None, "policy_version": policy.version}
     rule = policy.document.environment(environment.key)
-    facts = selectors.release_facts(release=promotion.release, environment_key=environment.key, after=rule.after)
+    facts = selectors.release_facts(
+        release=promotion.release,
+        environment_key=environment.key,
+        after=rule.after,
+        trace_scope=policy.document.traceability.scope,
+    )
     return jsonable(
         {
             "promotion": {

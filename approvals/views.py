@@ -25,6 +25,7 @@ from changecontrol.services import active_policy
 from changecontrol.views import refusal_message, sign_statements, with_changes
 from common.errors import DomainError
 from evidence.models import BuildCommit
+from traceability.scope import release_scope
 
 REQUIREMENT_ID = re.compile(r"\bREQ-\d+\b")
 
@@ -221,6 +222,7 @@ def release_detail(request, product: str, version: str):
         "environments": environments if Role.RELEASE_MANAGER in held else [],
         # Until the first promotion request freezes it, a release manager may still change what it holds.
         "can_edit": not release.is_frozen() and Role.RELEASE_MANAGER in held,
+        "scope": release_scope(product=release.product, release_version=release.version),
         "events": with_changes(
             cc_selectors.audit_events(user=request.user, product=release.product.key, object_human_id=release.human_id)[
                 :100

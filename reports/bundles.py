@@ -242,7 +242,35 @@ def _exports(release) -> dict[str, bytes]:
         "deployments.json": _json_file(deployments_json),
         "audit-events.json": _json_file(audit_json),
         "test-results.json": _test_results_json(release),
+        "trace-baseline.json": _trace_baseline_json(release),
     }
+
+
+def _trace_baseline_json(release) -> bytes:
+    """The release's trace baseline exactly as stored (its sha256 is the canonical JSON's): the scope the release is
+    judged against, the items and links at the freeze, and the matrix then."""
+    from traceability.models import TraceBaseline
+
+    baseline = (
+        TraceBaseline.objects.filter(product=release.product, release_version=release.version)
+        .select_related("taken_by")
+        .first()
+    )
+    if baseline is None:
+        return _json_file({"note": "the release has not frozen: no trace baseline was taken yet", "baseline": None})
+    return _json_file(
+        {
+            "note": (
+                "The trace baseline taken when the release froze. `content.scope` is what the release is judged "
+                "against: the items in force then, at their versions, plus those its change requests link. "
+                "sha256 is the SHA-256 of content in canonical JSON (sorted keys, no spaces, UTF-8)."
+            ),
+            "taken_at": _utc_iso(baseline.taken_at),
+            "taken_by": baseline.taken_by.printed_name,
+            "sha256": baseline.sha256,
+            "content": baseline.content,
+        }
+    )
 
 
 def _test_results_json(release) -> bytes:
@@ -301,7 +329,8 @@ Contents: `packet.pdf` (the human-readable release packet), `evidence/<type>/<sh
 file exactly as received; its sha256 is in its name), `evidence-index.json`, and JSON exports: `release.json`,
 `change-requests.json`, `approvals.json` (Part 11 signature manifestations), `decisions.json`,
 `deployments.json` (with break-glass retrospective reviews), `test-results.json` (every test result; the packet
-prints totals per suite and the failures), `audit-events.json` (each event with its hash and previous_hash, and
+prints totals per suite and the failures), `trace-baseline.json` (the release's scope and its matrix when it froze),
+`audit-events.json` (each event with its hash and previous_hash, and
 the latest signed audit checkpoint at or after the last event).
 """
 

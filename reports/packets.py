@@ -211,6 +211,7 @@ def _trace_baseline(release) -> dict[str, Any] | None:
         "sha256": baseline.sha256,
         "coverage": content.get("coverage"),
         "counts": content.get("counts") or {},
+        "scope": _scope_rows(release),
         "rows": [
             {
                 "id": row["id"],
@@ -221,6 +222,26 @@ def _trace_baseline(release) -> dict[str, Any] | None:
             for row in content.get("rows") or []
         ],
     }
+
+
+def _scope_rows(release) -> list[dict[str, Any]]:
+    """The release's scope as recorded with its baseline: what it was judged against (IEC 62304 §5.7-5.8, §8)."""
+    from traceability.scope import release_scope
+
+    scope = release_scope(product=release.product, release_version=release.version)
+    if scope is None:
+        return []
+    kinds = {"requirement": "requirement", "hazard": "hazard", "risk_control": "risk control"}
+    return [
+        {
+            "id": item.identifier,
+            "kind": kinds.get(item.kind, item.kind),
+            "version": item.version,
+            "title": item.title,
+            "status": item.status,
+        }
+        for item in scope.entries()
+    ]
 
 
 def _deployment_row(deployment, *, now) -> dict[str, Any]:

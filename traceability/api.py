@@ -102,7 +102,8 @@ def csv_response(rows: list[list[str]], *, filename: str) -> HttpResponse:
 
 
 class ProductTraceMatrixApi(APIView):
-    """The product's live trace matrix over every artifact: rows, gap statuses with severities, coverage."""
+    """The product's live matrix: the current requirements against the latest results of every artifact; `basis`
+    says so (a release's own matrix is /releases/{product}/{version}/trace-matrix)."""
 
     as_csv = False
 
@@ -114,18 +115,17 @@ class ProductTraceMatrixApi(APIView):
 
 
 class ReleaseTraceMatrixApi(APIView):
-    """The trace matrix of one release: only results obtained on the release's own artifacts count."""
+    """The trace matrix of one release: its scope (the items in force when it froze, at their versions then) against
+    its own artifacts' evidence; `basis` says which."""
 
     as_csv = False
 
     @extend_schema(parameters=MATRIX_FILTERS, responses=dict)
     def get(self, request, product, version):
         product = product_for(request, product)
-        artifact_ids = selectors.release_artifact_ids(product=product, version=version)
-        if artifact_ids is None:
+        matrix = selectors.release_matrix(product=product, version=version)
+        if matrix is None:
             raise Http404
-        matrix = trace.trace_matrix(product=product, artifact_ids=artifact_ids)
-        matrix["release"] = version
         return _matrix_response(
             request, matrix, filename=f"{product.key}-{version}-trace-matrix.csv", as_csv=self.as_csv
         )

@@ -15,15 +15,19 @@ from changecontrol.models import Product, User
 from common.canonical import canonical_sha256, jsonable
 from common.errors import Conflict
 from traceability.matrix import trace_matrix
-from traceability.models import TraceBaseline, TraceItem, TraceLink
+from traceability.models import ChangeRequestItem, TraceBaseline, TraceItem, TraceLink
+from traceability.scope import in_force
 
 
 @transaction.atomic
-def trace_baseline_take(*, product: Product, release_version: str, artifact_ids, actor: User) -> TraceBaseline:
-    """Freeze the trace of a release: items and versions, links, and the matrix on its artifacts. Once only."""
+def trace_baseline_take(
+    *, product: Product, release_version: str, artifact_ids, actor: User, change_request_ids=()
+) -> TraceBaseline:
+    """Freeze the trace of a release: items and versions, links, its scope, and the matrix on its artifacts. Once."""
     Product.objects.select_for_update().get(pk=product.pk)
     if TraceBaseline.objects.filter(product=product, release_version=release_version).exists():
         raise Conflict(f"{product.key} {release_version} already has its baseline; a baseline never changes")
+    current = list(TraceItem.objects.filter(product=product).order_by("identifier"))
     items = [
         {
             "id": item.identifier,
@@ -33,7 +37,24 @@ def trace_baseline_take(*, product: Product, release_version: str, artifact_ids,
             "fingerprint": item.fingerprint,
             "status": item.status,
         }
-        for item in TraceItem.objects.filter(product=product).order_by("identifier")
+        for item in current
+    ]
+    linked = dict(
+        ChangeRequestItem.objects.filter(change_request_id__in=list(change_request_ids))
+        .order_by("change_request_id")
+        .values_list("item_id", "change_request_id")
+    )
+    scope = [
+        {
+            "id": item.identifier,
+            "kind": item.kind,
+            "version": item.version,
+            "title": item.title,
+            "status": item.status,
+            "why": "in force" if in_force(item.status) else f"linked by CR-{linked[item.pk]}",
+        }
+        for item in current
+        if in_force(item.status) or item.pk in linked
     ]
     links = [
         {"source": s, "kind": k, "target": t, "suspect": suspect}
@@ -48,6 +69,7 @@ def trace_baseline_take(*, product: Product, release_version: str, artifact_ids,
             "release": release_version,
             "artifact_ids": sorted(artifact_ids),
             "items": items,
+            "scope": scope,
             "links": links,
             "coverage": matrix["coverage"],
             "counts": matrix["counts"],
@@ -70,7 +92,13 @@ def trace_baseline_take(*, product: Product, release_version: str, artifact_ids,
         actor=actor,
         action="trace_baseline.taken",
         obj=baseline,
-        after={"sha256": sha256, "items": len(items), "links": len(links), "coverage": matrix["coverage"]},
+        after={
+            "sha256": sha256,
+            "items": len(items),
+            "scope": len(scope),
+            "links": len(links),
+            "coverage": matrix["coverage"],
+        },
     )
     return baseline
 

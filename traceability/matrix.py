@@ -31,14 +31,13 @@ from django.db.models.fields.json import KT
 from changecontrol.models import ChangeRequest, Product
 from changecontrol.policy import DEFAULT_GAP_SEVERITIES, TRACE_GAPS
 from evidence.models import COUNTING_STATE, COUNTING_VERDICTS, Artifact, BuildCommit, TestResult
-from traceability.models import ChangeRequestItem, TraceItem, TraceLink
+from traceability.models import ChangeRequestItem, TraceItem, TraceItemVersion, TraceLink
+from traceability.scope import RETIRED_STATUSES, ReleaseScope, in_force
 
 # The order a row's status is chosen in when it has several gaps: the most actionable first.
 GAP_PRECEDENCE = ("failed", "missing_test", "not_executed", "risk_control_unverified", "suspect")
 SEVERITY_RANK = {"error": 2, "warning": 1, "ignored": 0}
 VERIFIED = "verified"
-# Items that are not requirements to verify: retired ones, and the headings requirement tools export.
-RETIRED_STATUSES = frozenset({"obsolete", "deleted", "retired", "rejected", "withdrawn"})
 REFERENCE = re.compile(r"\b([A-Za-z][A-Za-z0-9_]{0,30})-(\d{1,9})\b")
 FAILING = frozenset({TestResult.Status.FAILED, TestResult.Status.ERROR})
 
@@ -275,10 +274,20 @@ def _worst(severities: Iterable[str]) -> str:
     return worst
 
 
-def trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None = None, severities=None) -> dict[str, Any]:
-    """The matrix of a product (artifact_ids None: every artifact) or of a release (its artifact ids)."""
+def trace_matrix(
+    *,
+    product: Product,
+    artifact_ids: Iterable[int] | None = None,
+    severities=None,
+    scope: ReleaseScope | None = None,
+) -> dict[str, Any]:
+    """The matrix of a product (artifact_ids None: every artifact) or of a release (its artifact ids).
+
+    With a release's `scope`, only the items of that scope are judged, at the versions they had when the release
+    froze, with the links they had then; items newer than the scope are listed apart (`outside_scope`).
+    """
     with _collector_paused():
-        return _trace_matrix(product=product, artifact_ids=artifact_ids, severities=severities)
+        return _trace_matrix(product=product, artifact_ids=artifact_ids, severities=severities, scope=scope)
 
 
 @contextmanager
@@ -298,7 +307,9 @@ def _collector_paused():
             gc.enable()
 
 
-def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, severities) -> dict[str, Any]:
+def _trace_matrix(
+    *, product: Product, artifact_ids: Iterable[int] | None, severities, scope: ReleaseScope | None
+) -> dict[str, Any]:
     artifact_ids = None if artifact_ids is None else sorted(set(artifact_ids))
     if severities is None:
         from changecontrol.services import active_policy
@@ -307,7 +318,11 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
         severities = dict(policy.document.traceability.severities) if policy else dict(DEFAULT_GAP_SEVERITIES)
     # 1. Items and their reduced results, links, CR links, commits of the builds, change requests.
     records, results, orphan_results = matrix_records(product=product, artifact_ids=artifact_ids)
-    links = list(TraceLink.objects.filter(product=product).values_list("source_id", "target_id", "kind", "suspect"))
+    outside_scope: list[dict[str, Any]] = []
+    if scope is None:
+        links = list(TraceLink.objects.filter(product=product).values_list("source_id", "target_id", "kind", "suspect"))
+    else:
+        records, results, links, outside_scope = _within_scope(scope, records, results)
     change_links = list(
         ChangeRequestItem.objects.filter(item__product=product).values_list(
             "item_id", "change_request_id", "change_request__state", "change_request__title"
@@ -478,6 +493,8 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
     coverage = round(100.0 * len(verified_by_tests) / len(rows), 1) if rows else 0.0
     return {
         "product": product.key,
+        "basis": _basis(scope),
+        "outside_scope": outside_scope,
         "artifact_ids": artifact_ids,
         "coverage": coverage,
         "counts": counts,
@@ -486,6 +503,76 @@ def _trace_matrix(*, product: Product, artifact_ids: Iterable[int] | None, sever
         "risk_controls": risk_controls,
         "orphan_tests": orphan_tests,
         "unknown_references": {"commits": unknown_in_commits},
+    }
+
+
+def _basis(scope: ReleaseScope | None) -> dict[str, Any]:
+    """What a matrix judges, in words its pages and API print."""
+    if scope is None:
+        return {"scope": "product", "description": "the current requirements against the latest results"}
+    return {
+        "scope": "release",
+        "release": scope.release_version,
+        "frozen_at": scope.frozen_at.isoformat(),
+        "items": len(scope.items),
+        "description": (
+            f"the scope of release {scope.release_version} (the items in force when it froze on "
+            f"{scope.frozen_at:%Y-%m-%d %H:%M} UTC, at their versions then) against its own evidence"
+        ),
+    }
+
+
+def _within_scope(scope: ReleaseScope, records: list, results: dict) -> tuple[list, dict, list, list]:
+    """Narrow the product's items to a release's scope, at the versions it froze with.
+
+    Returns the scoped records (title, version and status as frozen), the results judged against the frozen versions
+    (a result counts when obtained after the version the release froze with, not the current one), the links as they
+    were at the freeze (by current pk), and the in-force items the scope does not hold at their current version.
+    """
+    by_identifier = {record[2].upper(): record for record in records}
+    scoped, outside = [], []
+    for record in records:
+        pk, kind, identifier, _title, version, status, spec = record
+        item = scope.item(identifier)
+        if item is None or by_identifier[identifier.upper()][0] != pk:
+            if in_force(status):
+                outside.append({"id": identifier, "kind": kind, "version": version, "scoped_version": None})
+            continue
+        scoped.append((pk, kind, identifier, item.title, item.version, item.status, spec))
+        if version != item.version:
+            outside.append({"id": identifier, "kind": kind, "version": version, "scoped_version": item.version})
+    frozen_at = _version_times({record[0]: record[4] for record in scoped})
+    scoped_pks = {record[0] for record in scoped}
+    judged = {}
+    for pk, (tests, executed, failing) in results.items():
+        if pk not in scoped_pks:
+            continue
+        since = frozen_at.get(pk)
+        if since is None:  # no record of the frozen version's time: the product's own judgement stands
+            judged[pk] = (tests, executed, failing)
+            continue
+        tests = [{**test, "counts": test["at"] is not None and test["at"] >= since} for test in tests]
+        counted = [test["result"] for test in tests if test["counts"] and test["result"] != _SKIPPED]
+        judged[pk] = (tests, bool(counted), any(result in FAILING for result in counted))
+    pk_of = {identifier: record[0] for identifier, record in by_identifier.items()}
+    links = [
+        (pk_of[source.upper()], pk_of[target.upper()], kind, suspect)
+        for source, kind, target, suspect in scope.links
+        if source.upper() in pk_of and target.upper() in pk_of
+    ]
+    outside.sort(key=lambda row: _natural(row["id"]))
+    return scoped, judged, links, outside
+
+
+def _version_times(versions: dict[int, int]) -> dict[int, datetime]:
+    """When each item's given version was made: results obtained before it do not count for it."""
+    wanted = set(versions.items())
+    return {
+        item_pk: created_at
+        for item_pk, version, created_at in TraceItemVersion.objects.filter(item_id__in=list(versions)).values_list(
+            "item_id", "version", "created_at"
+        )
+        if (item_pk, version) in wanted
     }
 
 

@@ -12,7 +12,9 @@ from django.http import Http404
 from changecontrol.models import ChangeRequest, Product
 from evidence.models import Artifact
 from traceability.formats import HAZARD_FIELDS
+from traceability.matrix import trace_matrix
 from traceability.models import ChangeRequestItem, TraceBaseline, TraceItem, TraceItemVersion, TraceLink
+from traceability.scope import release_scope
 
 OPEN_CR_STATES = (
     ChangeRequest.State.DRAFT,
@@ -152,3 +154,29 @@ def release_artifact_ids(*, product: Product, version: str) -> list[int] | None:
     """
     ids = list(Artifact.objects.filter(product=product, releases__version=version).values_list("id", flat=True))
     return ids or None
+
+
+def release_matrix(*, product: Product, version: str) -> dict[str, Any] | None:
+    """A release's matrix: its scope (recorded when it froze) against its own artifacts' evidence; every current
+    requirement instead when the product's policy asks for that (`traceability.scope: current`) or the release has
+    not frozen yet. None when the product has no such release."""
+    from changecontrol.services import active_policy  # the policy layer sits above; read here at call time
+
+    artifact_ids = release_artifact_ids(product=product, version=version)
+    if artifact_ids is None:
+        return None
+    policy = active_policy(product)
+    judged_by_policy = policy.document.traceability.scope if policy else "release"
+    scope = release_scope(product=product, release_version=version) if judged_by_policy == "release" else None
+    matrix = trace_matrix(product=product, artifact_ids=artifact_ids, scope=scope)
+    matrix["release"] = version
+    if scope is None:
+        matrix["basis"] = {
+            "scope": "current",
+            "release": version,
+            "description": (
+                "every requirement current now against the release's own evidence"
+                + (" (policy traceability.scope: current)" if judged_by_policy == "current" else " (not frozen yet)")
+            ),
+        }
+    return matrix

@@ -41,12 +41,12 @@ def _can_edit(request, product: Product) -> bool:
 def trace_matrix_page(request, product):
     product = product_for(request, product)
     release = request.GET.get("release", "").strip()
-    artifact_ids = None
     if release:
-        artifact_ids = selectors.release_artifact_ids(product=product, version=release)
-        if artifact_ids is None:
+        matrix = selectors.release_matrix(product=product, version=release)
+        if matrix is None:
             raise Http404(f"{product.key} has no release {release}")
-    matrix = trace.trace_matrix(product=product, artifact_ids=artifact_ids)
+    else:
+        matrix = trace.trace_matrix(product=product)
     filters = {name: request.GET.get(name, "") for name in ("status", "severity", "q")}
     rows = trace.filter_rows(matrix["rows"], **filters)
     csv_url = (

@@ -33,6 +33,7 @@ SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 TRACEABILITY_REQUIREMENTS = ("requirements_tested", "risk_controls_verified", "no_suspect_links")
 TRACE_GAPS = ("missing_test", "not_executed", "failed", "risk_control_unverified", "orphan_test", "suspect")
 GAP_SEVERITIES = ("error", "warning", "ignored")
+TRACE_SCOPES = ("release", "current")
 DEFAULT_GAP_SEVERITIES = MappingProxyType(
     {
         "missing_test": "error",
@@ -197,9 +198,14 @@ class EnvironmentRule:
 
 @dataclass(frozen=True)
 class TraceabilityRule:
-    """How each kind of trace-matrix gap counts: error, warning or ignored."""
+    """How each kind of trace-matrix gap counts (error, warning or ignored), and what a release is judged against.
+
+    `scope` "release" (the default): a release is judged against its own scope, the items in force when it froze
+    plus those its change requests link (IEC 62304 §5.7-5.8, §8); "current": every requirement current when asked.
+    """
 
     severities: Mapping[str, str]
+    scope: str = "release"
 
 
 @dataclass(frozen=True)
@@ -331,7 +337,7 @@ class PolicyDocument:
                 }
                 for environment in self.environments.values()
             ],
-            "traceability": {"severities": dict(self.traceability.severities)},
+            "traceability": {"severities": dict(self.traceability.severities), "scope": self.traceability.scope},
             "break_glass": {
                 "roles": list(self.break_glass.roles),
                 "retrospective_review_hours": self.break_glass.retrospective_review_hours,

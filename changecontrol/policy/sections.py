@@ -13,6 +13,7 @@ from changecontrol.policy.document import (
     DEFAULT_GAP_SEVERITIES,
     GAP_SEVERITIES,
     TRACE_GAPS,
+    TRACE_SCOPES,
     ApprovalRule,
     BreakGlassRule,
     ChangeApprovalRule,
@@ -286,12 +287,16 @@ def _read_approval(checker: Checker, path: str, raw: Any, *, tiers: tuple[str, .
 
 
 def read_traceability(checker: Checker, raw: Any) -> TraceabilityRule | None:
-    body = checker.mapping("traceability", raw, optional=("severities",))
+    body = checker.mapping("traceability", raw, optional=("severities", "scope"))
     if body is None:
+        return None
+    scope = body.get("scope", "release")
+    if scope not in TRACE_SCOPES:
+        checker.error("traceability.scope", f"{kind_of(scope)} is not one of {', '.join(TRACE_SCOPES)}")
         return None
     severities = dict(DEFAULT_GAP_SEVERITIES)
     if body.get("severities") is None:
-        return TraceabilityRule(severities=MappingProxyType(severities))
+        return TraceabilityRule(severities=MappingProxyType(severities), scope=scope)
     path = "traceability.severities"
     given = checker.mapping(path, body["severities"], optional=TRACE_GAPS)
     if given is None:
@@ -305,7 +310,7 @@ def read_traceability(checker: Checker, raw: Any) -> TraceabilityRule | None:
                 ok = False
             else:
                 severities[gap] = value
-    return TraceabilityRule(severities=MappingProxyType(severities)) if ok else None
+    return TraceabilityRule(severities=MappingProxyType(severities), scope=scope) if ok else None
 
 
 def read_break_glass(checker: Checker, raw: Any) -> BreakGlassRule | None:
