@@ -19,7 +19,8 @@ TEST_ENV := CUSTODY_DEBUG=0 \
 	CUSTODY_PASSWORD_HASHERS=django.contrib.auth.hashers.MD5PasswordHasher \
 	CUSTODY_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
 
-RUN_ENV := CUSTODY_DEBUG=1 CUSTODY_TASKS_EAGER=1 CUSTODY_VAR_DIR=$(CURDIR)/var
+RUN_ENV := CUSTODY_DEBUG=1 CUSTODY_TASKS_EAGER=1 CUSTODY_VAR_DIR=$(CURDIR)/var \
+	CUSTODY_AUDIT_WITNESSES=file:$(CURDIR)/var/witness/checkpoints.jsonl
 
 .PHONY: run test lint bench install system-packages lock clean
 

@@ -58,9 +58,39 @@ def _change_request_submitted(event: AuditEvent) -> None:
     )
 
 
+def _audit_integrity(event: AuditEvent) -> None:
+    """The trail or a witness failed its check: every product's records are at stake, so every product hears it."""
+    after = event.after or {}
+    if event.action == "audit.witness_failed":
+        subject = f"Audit checkpoint {after.get('checkpoint')} did not reach its witness(es)"
+        body = {"checkpoint": after.get("checkpoint"), "failures": event.reason}
+    else:
+        count = after.get("finding_count", 0)
+        subject = (
+            f"Audit trail verification failed: {count} finding(s)"
+            if count
+            else "Audit trail verification: part of the trail is not covered"
+        )
+        body = {
+            "kind": after.get("kind"),
+            "findings": "; ".join(after.get("findings") or [])[:2000],
+            "not_covered": "; ".join(after.get("uncovered") or [])[:1000],
+        }
+    for product in Product.objects.order_by("key"):
+        alert_raise(
+            product=product,
+            event_kind="audit_integrity",
+            subject=subject,
+            body={**body, "event": event.pk},
+            dedupe_key=f"audit:{event.pk}",
+        )
+
+
 FEEDS: dict[str, Callable[[AuditEvent], None]] = {
     "account.locked": _account_locked,
     "change_request.submitted": _change_request_submitted,
+    "audit.verification_failed": _audit_integrity,
+    "audit.witness_failed": _audit_integrity,
 }
 
 

@@ -17,6 +17,7 @@ class EventKind(models.TextChoices):
     REVIEW_OVERDUE = "review_overdue", "Retrospective review overdue"
     APPROVAL_REQUESTED = "approval_requested", "Approval requested"
     LOCKOUT = "lockout", "Account locked out"
+    AUDIT_INTEGRITY = "audit_integrity", "Audit trail or witness check failed"
 
 
 class AlertSubscription(models.Model):

@@ -14,6 +14,19 @@ from evidence.models import Artifact
 class Release(models.Model):
     """A named version of a product: a set of artifact digests and the change requests it delivers."""
 
+    # Sealed once frozen (changecontrol.seals): the signed manifest and what the release holds.
+    SEALED_FIELDS = (
+        "frozen_at",
+        "manifest",
+        "manifest_key_id",
+        "manifest_sha256",
+        "manifest_signature",
+        "product",
+        "version",
+    )
+    SEALED_RELATED = ("artifacts", "change_requests")
+    SEALED_WHEN = Q(frozen_at__isnull=False)
+
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="releases")
     version = models.CharField(max_length=100)
     artifacts = models.ManyToManyField(Artifact, related_name="releases")
@@ -125,6 +138,22 @@ class Promotion(models.Model):
 
 class Decision(models.Model):
     """One answer of the status API, stored when it changes, with the inputs and policy version it used."""
+
+    # Sealed (changecontrol.seals): a decision is what was decided, never edited.
+    SEALED_FIELDS = (
+        "answer_sha256",
+        "approvals",
+        "artifact",
+        "decision",
+        "environment",
+        "evaluated_at",
+        "gates",
+        "inputs",
+        "inputs_sha256",
+        "policy_version",
+        "promotion",
+        "reasons",
+    )
 
     class Outcome(models.TextChoices):
         ALLOWED = "allowed", "Allowed"

@@ -195,6 +195,7 @@ def release_freeze(release: Release, *, actor: User) -> None:
         action="release.frozen",
         obj=release,
         after={"manifest_sha256": release.manifest_sha256, "key_id": signed.key_id},
+        seal=[release],
     )
     trace_baseline_take(
         product=release.product,

@@ -216,7 +216,7 @@ def decision_record(
         == answer_sha
     ):
         return last
-    return Decision.objects.create(
+    decision = Decision.objects.create(
         artifact=artifact,
         environment=environment,
         promotion=promotion,
@@ -230,6 +230,23 @@ def decision_record(
         answer_sha256=answer_sha,
         evaluated_at=evaluation.at,
     )
+    # A decision is a record (DESIGN §6): the trail holds its seal, so a rewritten outcome is named.
+    audit.record(
+        actor=None,
+        action="decision.recorded",
+        obj=decision,
+        product_key=artifact.product.key,
+        after={
+            "decision": decision.decision,
+            "artifact": artifact.digest,
+            "environment": environment.key,
+            "promotion": promotion.human_id if promotion else None,
+            "policy_version": evaluation.policy.version,
+            "answer_sha256": answer_sha,
+        },
+        seal=[decision],
+    )
+    return decision
 
 
 def decision_for_deployment(*, artifact: Artifact, environment: Environment) -> Decision | None:
@@ -331,9 +348,11 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
         seen = (previous.content or {}).get("evidence_sha256")
         if previous.is_valid() and previous.policy_version_id == policy.pk and seen in (None, evidence_sha256):
             raise InvalidState(f"you have already signed {promotion.human_id} as {meaning}; one person counts once")
-        Signature.objects.filter(pk=previous.pk).update(
-            invalidated_at=timezone.now(),
-            invalidated_reason="expired, made under an older policy, or over evidence that has changed; signed again",
+        esign.signatures_invalidate_these(
+            [previous],
+            subject=promotion,
+            actor=signer,
+            reason="expired, made under an older policy, or over evidence that has changed; signed again",
         )
     if not role:
         signed_roles = {s.role for s in selectors.promotion_signatures(promotion).filter(invalidated_at__isnull=True)}

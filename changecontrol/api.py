@@ -270,6 +270,9 @@ class AuditEventOutput(serializers.Serializer):
     client_address = serializers.CharField()
     via_token = serializers.CharField()
     previous_hash = serializers.CharField()
+    seals = serializers.JSONField(
+        allow_null=True, help_text="The seals of the sealed records this event changed (its hash covers them)."
+    )
     hash = serializers.CharField()
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from changecontrol import seals
 from changecontrol.models import AuditChainHead, AuditCheckpoint, AuditEvent, User, checkpoint_statement, record_type
 from common import request_context
 from common.canonical import canonical_json, jsonable
@@ -36,8 +36,10 @@ def listen(listener: Callable[[AuditEvent], None]) -> None:
 
 
 def event_fields(event: AuditEvent) -> dict[str, Any]:
-    """Every field of an event that its hash covers (all but the hash itself)."""
-    return {
+    """Every field of an event that its hash covers (all but the hash itself).
+
+    `seals` is covered when the event carries any: events recorded before seals existed hash as they always did."""
+    fields = {
         "id": event.pk,
         "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
         "actor_id": event.actor_id,
@@ -56,6 +58,9 @@ def event_fields(event: AuditEvent) -> dict[str, Any]:
         "via_token": event.via_token,
         "previous_hash": event.previous_hash,
     }
+    if event.seals is not None:
+        fields["seals"] = event.seals
+    return fields
 
 
 def compute_hash(event: AuditEvent) -> str:
@@ -86,8 +91,12 @@ def record(
     reason: str = "",
     product_key: str | None = None,
     object_human_id: str | None = None,
+    seal: Iterable[Any] = (),
 ) -> AuditEvent:
-    """Append one event to the chain inside the current transaction (callers are atomic; this insists)."""
+    """Append one event to the chain inside the current transaction (callers are atomic; this insists).
+
+    `seal`: the sealed records this event changed (changecontrol.seals), read back from the database after the
+    caller's writes, so the event holds the seal of exactly what is stored."""
     with transaction.atomic():
         # 1. Serialise appends: the chain head row is the lock every writer queues on.
         head = _locked_head()
@@ -110,6 +119,7 @@ def record(
             client_address=context.client_address,
             via_token=context.via_token,
             previous_hash=head.last_hash,
+            seals=[seals.seal_of(record) for record in seal] or None,
         )
         # 2. The id is part of the hash, so take it from the sequence before hashing.
         event.pk = _next_event_id(head)
@@ -136,29 +146,6 @@ def _next_event_id(head: AuditChainHead) -> int:
     return head.last_event_id + 1
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    """The result of walking the chain: how many events, and the first broken link if any."""
-
-    count: int
-    first_broken_id: int | None = None
-    problem: str = ""
-
-    @property
-    def intact(self) -> bool:
-        return self.first_broken_id is None
-
-
-def iter_events(batch_size: int = 5000) -> Iterator[AuditEvent]:
-    last_id = 0
-    while True:
-        batch = list(AuditEvent.objects.filter(pk__gt=last_id).order_by("pk")[:batch_size])
-        if not batch:
-            return
-        yield from batch
-        last_id = batch[-1].pk
-
-
 # The columns event_fields() covers, in the order _iter_rows() reads them (the hash itself comes last).
 _ROW_COLUMNS = (
     "id",
@@ -178,15 +165,16 @@ _ROW_COLUMNS = (
     "client_address",
     "via_token",
     "previous_hash",
+    "seals",
 )
 
 
-def _iter_rows(batch_size: int = 10000) -> Iterator[tuple]:
+def _iter_rows(batch_size: int = 10000, *, after_id: int = 0) -> Iterator[tuple]:
     """Events as plain tuples, keyset-paginated: verifying 100,000 events must not build 100,000 models."""
     if connection.vendor == "postgresql":
-        yield from _iter_rows_postgresql(batch_size)
+        yield from _iter_rows_postgresql(batch_size, after_id)
         return
-    last_id = 0
+    last_id = after_id
     queryset = AuditEvent.objects.order_by("pk").values_list(*_ROW_COLUMNS, "hash")
     while True:
         batch = list(queryset.filter(pk__gt=last_id)[:batch_size])
@@ -202,14 +190,14 @@ def _iter_rows(batch_size: int = 10000) -> Iterator[tuple]:
 _POSTGRES_ROWS = """
     SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), actor_id, actor_name, action,
            product_key, object_type, object_id, object_human_id, object_version, before::text, after::text, reason,
-           request_id, client_address, via_token, previous_hash, hash
+           request_id, client_address, via_token, previous_hash, seals::text, hash
     FROM changecontrol_auditevent WHERE id > %s ORDER BY id LIMIT %s
 """
 
 
-def _iter_rows_postgresql(batch_size: int) -> Iterator[tuple]:
+def _iter_rows_postgresql(batch_size: int, after_id: int) -> Iterator[tuple]:
     loads = json.loads
-    last_id = 0
+    last_id = after_id
     while True:
         with connection.cursor() as cursor:
             cursor.execute(_POSTGRES_ROWS, [last_id, batch_size])
@@ -217,70 +205,33 @@ def _iter_rows_postgresql(batch_size: int) -> Iterator[tuple]:
         if not batch:
             return
         for row in batch:
-            before, after = row[10], row[11]
+            before, after, sealed = row[10], row[11], row[17]
             yield (
                 *row[:10],
                 None if before is None else loads(before),
                 None if after is None else loads(after),
-                *row[12:],
+                *row[12:17],
+                None if sealed is None else loads(sealed),
+                row[18],
             )
         last_id = batch[-1][0]
 
 
-def _rows_as_fields(rows: Iterator[tuple]) -> Iterator[tuple[dict[str, Any], str]]:
-    """(the same dict event_fields() builds, stored hash) for each row."""
+def stored_events(*, after_id: int = 0) -> Iterator[tuple[dict[str, Any], str]]:
+    """(the dict event_fields() builds, the stored hash) of each event after `after_id`, in chain order."""
     columns = _ROW_COLUMNS
-    for row in rows:
-        yield dict(zip(columns, row[:-1], strict=True)), row[-1]
+    for row in _iter_rows(after_id=after_id):
+        fields = dict(zip(columns, row[:-1], strict=True))
+        if fields["seals"] is None:
+            del fields["seals"]
+        yield fields, row[-1]
 
 
-def verify_chain(events: Iterator[AuditEvent] | None = None) -> ChainReport:
-    """Walk the chain in order; name the first event whose hash, link or position is wrong."""
-    if events is not None:
-        pairs = ((event_fields(event), event.hash) for event in events)
-    else:
-        pairs = _rows_as_fields(_iter_rows())
-    previous_hash = GENESIS_HASH
-    expected_id = 1
-    count = 0
-    sha256 = hashlib.sha256
-    for fields, stored_hash in pairs:
-        event_id = fields["id"]
-        if event_id != expected_id:
-            return ChainReport(count, event_id, f"event #{expected_id} is missing (next present is #{event_id})")
-        if fields["previous_hash"] != previous_hash:
-            return ChainReport(count, event_id, f"event #{event_id} does not link to the event before it")
-        if sha256(canonical_json(fields)).hexdigest() != stored_hash:
-            problem = f"event #{event_id} ({fields['action']}) was altered: its hash does not match"
-            return ChainReport(count, event_id, problem)
-        previous_hash = stored_hash
-        expected_id += 1
-        count += 1
-    head = AuditChainHead.objects.filter(singleton=True).first()
-    if head is not None and head.last_event_id != count:
-        problem = f"events after #{count} are missing (the head records #{head.last_event_id})"
-        return ChainReport(count, count + 1, problem)
-    checkpoint_problem = _verify_latest_checkpoint(count)
-    if checkpoint_problem:
-        return ChainReport(count, checkpoint_problem[0], checkpoint_problem[1])
-    return ChainReport(count)
-
-
-def _verify_latest_checkpoint(count: int) -> tuple[int, str] | None:
-    """A signed checkpoint must still match its event: a rewritten chain cannot reproduce Custody's signature."""
-    from common.keys import keyring
-
-    checkpoint = AuditCheckpoint.objects.order_by("-id").first()
-    if checkpoint is None:
-        return None
-    if checkpoint.event_id > count:
-        return checkpoint.event_id, f"checkpoint {checkpoint.pk} names event #{checkpoint.event_id}, which is gone"
-    event_hash = AuditEvent.objects.filter(pk=checkpoint.event_id).values_list("hash", flat=True).first()
-    if event_hash != checkpoint.event_hash:
-        return checkpoint.event_id, f"event #{checkpoint.event_id} no longer matches signed checkpoint {checkpoint.pk}"
-    if not keyring().verify(checkpoint.statement(), checkpoint.signed_blob()):
-        return checkpoint.event_id, f"checkpoint {checkpoint.pk} carries a signature Custody did not make"
-    return None
+def checkpoint_needed() -> bool:
+    """Whether events came after the latest checkpoint (its own event aside): one more would cover them."""
+    head = AuditChainHead.objects.filter(singleton=True).values_list("last_event_id", flat=True).first() or 0
+    latest = AuditCheckpoint.objects.order_by("-event_id").values_list("event_id", flat=True).first()
+    return head > (latest + 1 if latest is not None else 0)
 
 
 @transaction.atomic
@@ -305,9 +256,28 @@ def checkpoint_create() -> AuditCheckpoint | None:
     record(
         actor=None,
         action="audit.checkpoint_signed",
-        after={"event": head.last_event_id, "hash": head.last_hash, "key_id": signed.key_id},
+        obj=checkpoint,
+        after={
+            "checkpoint": checkpoint.pk,
+            "event": head.last_event_id,
+            "hash": head.last_hash,
+            "key_id": signed.key_id,
+        },
+        seal=[checkpoint],
     )
+    # Published outside the database once committed (changecontrol.witnesses): a task, so a witness that is down
+    # is retried without holding the chain head.
+    transaction.on_commit(lambda: _publish_to_witnesses(checkpoint.pk))
     return checkpoint
+
+
+def _publish_to_witnesses(checkpoint_id: int) -> None:
+    from django.conf import settings
+
+    from changecontrol.tasks import checkpoint_publish
+
+    if settings.CUSTODY_AUDIT_WITNESSES:
+        checkpoint_publish.delay(checkpoint_id)
 
 
 def database_refuses_rewrites() -> bool:

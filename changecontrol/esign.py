@@ -136,6 +136,7 @@ def signature_create(
             "content_sha256": signature.content_sha256,
             "comment": comment,
         },
+        seal=[signature],
     )
     return signature
 
@@ -146,10 +147,25 @@ def signatures_for(subject: Any):
 
 def signatures_invalidate(*, subject: Any, actor: User | None, reason: str) -> int:
     """Editing signed content invalidates its signatures rather than carrying them over (Part 11 §11.70)."""
+    standing = list(signatures_for(subject).filter(invalidated_at__isnull=True))
+    return signatures_invalidate_these(standing, subject=subject, actor=actor, reason=reason)
+
+
+def signatures_invalidate_these(signatures: list[Signature], *, subject: Any, actor: User | None, reason: str) -> int:
+    """Invalidate these signatures of `subject` with the reason, in one audit event sealing each of them."""
     from django.utils import timezone
 
-    standing = signatures_for(subject).filter(invalidated_at__isnull=True)
-    count = standing.update(invalidated_at=timezone.now(), invalidated_reason=reason)
-    if count:
-        audit.record(actor=actor, action="signature.invalidated", obj=subject, reason=reason, after={"count": count})
+    if not signatures:
+        return 0
+    count = Signature.objects.filter(pk__in=[s.pk for s in signatures], invalidated_at__isnull=True).update(
+        invalidated_at=timezone.now(), invalidated_reason=reason
+    )
+    audit.record(
+        actor=actor,
+        action="signature.invalidated",
+        obj=subject,
+        reason=reason,
+        after={"count": count, "signatures": [s.human_id for s in signatures]},
+        seal=signatures,
+    )
     return count

@@ -107,6 +107,19 @@ class Environment(models.Model):
 class PolicyVersion(models.Model):
     """One immutable version of a product's policy document (YAML), with who uploaded it and why."""
 
+    # Sealed (changecontrol.seals): the document and its state, in the audit event of each change.
+    SEALED_FIELDS = (
+        "activated_at",
+        "author",
+        "created_at",
+        "product",
+        "reason",
+        "sha256",
+        "source",
+        "state",
+        "version",
+    )
+
     class State(models.TextChoices):
         PROPOSED = "proposed", "Proposed — awaiting a quality reviewer's signature"
         ACTIVE = "active", "Active"
@@ -278,6 +291,26 @@ class ChangeRequest(models.Model):
 class Signature(models.Model):
     """An electronic signature (21 CFR Part 11 §11.50): who, printed name, when, meaning, role, what content."""
 
+    # Sealed (changecontrol.seals): everything but the id; only an invalidation (with its reason) may follow.
+    SEALED_FIELDS = (
+        "comment",
+        "content",
+        "content_sha256",
+        "expires_at",
+        "invalidated_at",
+        "invalidated_reason",
+        "meaning",
+        "policy_version",
+        "printed_name",
+        "product",
+        "role",
+        "signed_at",
+        "signer",
+        "subject_human_id",
+        "subject_id",
+        "subject_type",
+    )
+
     class Meaning(models.TextChoices):
         REVIEWED = "reviewed", "Reviewed"
         APPROVED = "approved", "Approved"
@@ -320,6 +353,10 @@ class Signature(models.Model):
     def __str__(self) -> str:
         return f"{self.get_meaning_display()} by {self.printed_name} at {self.signed_at:%Y-%m-%d %H:%M:%S} UTC"
 
+    @property
+    def human_id(self) -> str:
+        return f"SIG-{self.pk}"
+
     def is_valid(self, *, at=None) -> bool:
         at = at or timezone.now()
         if self.invalidated_at is not None:
@@ -355,6 +392,9 @@ class AuditEvent(models.Model):
     via_token = models.CharField(max_length=120, blank=True)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # The seals of the records this event changed ([{type, id, sha256, fields}], changecontrol.seals); the hash
+    # covers them. Null on events that seal nothing (and on every event recorded before seals existed).
+    seals = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -385,6 +425,15 @@ class AuditChainHead(models.Model):
 class AuditCheckpoint(models.Model):
     """Custody's signature over the chain head at a moment, so a rewrite of the whole chain shows."""
 
+    SEALED_FIELDS = (
+        "created_at",
+        "event",
+        "event_count",
+        "event_hash",
+        "key_id",
+        "signature",
+    )
+
     event = models.ForeignKey(AuditEvent, on_delete=models.PROTECT, related_name="+")
     event_hash = models.CharField(max_length=64)
     event_count = models.BigIntegerField()
@@ -397,6 +446,10 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint of #{self.event_id} ({self.created_at:%Y-%m-%d %H:%M} UTC)"
+
+    @property
+    def human_id(self) -> str:
+        return f"checkpoint {self.pk}"
 
     def statement(self) -> bytes:
         return checkpoint_statement(event_id=self.event_id, event_hash=self.event_hash, created_at=self.created_at)

@@ -114,6 +114,7 @@ def policy_version_propose(*, product: Product, author: User, source: str, reaso
         obj=version,
         after={"sha256": sha, "version": version.version},
         reason=reason,
+        seal=[version],
     )
     return version
 
@@ -173,6 +174,7 @@ def _policy_version_activate(*, policy_version: PolicyVersion, signer: User, com
         obj=policy_version,
         before={"active_version": previous.version if previous else None},
         after={"active_version": policy_version.version, "sha256": policy_version.sha256},
+        seal=[policy_version, *([previous] if previous else [])],
     )
     return signature
 

@@ -189,10 +189,31 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CUSTODY_CELERY_QUEUE", "custody")
+# Where each signed audit checkpoint is also published, outside the database (changecontrol.witnesses):
+# file:/path/checkpoints.jsonl, git:/path/repository, https://witness.example/checkpoints — comma-separated.
+CUSTODY_AUDIT_WITNESSES = env_list("CUSTODY_AUDIT_WITNESSES", [])
+CUSTODY_AUDIT_WITNESS_TOKEN = env_str("CUSTODY_AUDIT_WITNESS_TOKEN", "")
+for _witness in CUSTODY_AUDIT_WITNESSES:
+    if not _witness.startswith(("file:/", "git:/", "http://", "https://")):
+        raise ImproperlyConfigured(
+            f"CUSTODY_AUDIT_WITNESSES: {_witness!r} is not file:/path, git:/path or an http(s):// URL"
+        )
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {
         "task": "changecontrol.tasks.audit_checkpoint",
         "schedule": env_int("CUSTODY_AUDIT_CHECKPOINT_MINUTES", 60, minimum=1) * 60,
+    },
+    # verify_audit from the last intact run (new events and what they sealed), and in full less often; a failure
+    # is recorded in the trail and alerted (changecontrol.verification).
+    "audit-verify": {
+        "task": "changecontrol.tasks.audit_verify",
+        "schedule": env_int("CUSTODY_AUDIT_VERIFY_HOURS", 24, minimum=1) * 3600,
+        "kwargs": {"incremental": True},
+    },
+    "audit-verify-full": {
+        "task": "changecontrol.tasks.audit_verify",
+        "schedule": env_int("CUSTODY_AUDIT_FULL_VERIFY_DAYS", 7, minimum=1) * 24 * 3600,
+        "kwargs": {"incremental": False},
     },
     # Re-queue alert deliveries whose retry is overdue (a lost broker message must not lose an alert).
     "alerts-redeliver-due": {"task": "alerts.tasks.redeliver_due", "schedule": 60},

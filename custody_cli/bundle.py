@@ -252,7 +252,7 @@ def _signature_file(*, manifest_bytes: bytes, signed: Any) -> bytes:
 # Verifying ------------------------------------------------------------------------------------------------
 
 
-def _load_trusted_keys(pems: Iterable[bytes | str]) -> dict[str, ed25519.Ed25519PublicKey]:
+def load_trusted_keys(pems: Iterable[bytes | str]) -> dict[str, ed25519.Ed25519PublicKey]:
     trusted = {}
     for index, pem in enumerate(pems):
         data = pem.encode("ascii", errors="replace") if isinstance(pem, str) else bytes(pem)
@@ -492,7 +492,7 @@ def verify_bundle(bundle, *, trusted_public_keys: list[bytes] | None) -> BundleR
     `trusted_public_keys=None` means "not checked against a trusted copy"; an empty list trusts no key.
     Raises BundleError only when a trusted key itself is unusable.
     """
-    trusted = None if trusted_public_keys is None else _load_trusted_keys(trusted_public_keys)
+    trusted = None if trusted_public_keys is None else load_trusted_keys(trusted_public_keys)
     report = BundleReport()
     try:
         with _open(bundle) as archive:

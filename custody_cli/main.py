@@ -232,6 +232,32 @@ def _keys_command(args) -> int:
     return 0
 
 
+# witness serve --------------------------------------------------------------------------------------------
+
+
+def _witness_serve_command(args) -> int:
+    from custody_cli import witness
+
+    bundles = _bundle_module()
+    try:
+        trusted = bundles.load_trusted_keys(_read_trusted_keys(args.key)) if args.key else None
+    except bundles.BundleError as exc:
+        raise UsageError(f"--key: {exc}") from None
+    token = ""
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {args.token_file}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        witness.serve(store_path=Path(args.store), host=args.host, port=args.port, trusted=trusted, token=token)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 # Entry point ----------------------------------------------------------------------------------------------
 
 
@@ -264,6 +290,18 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--url", help="Custody base URL (default: $CUSTODY_URL)")
     keys.add_argument("--token", help="API token, if the server asks for one (default: $CUSTODY_TOKEN)")
     keys.set_defaults(handler=_keys_command)
+
+    witness = commands.add_parser("witness", help="run a witness that keeps Custody's audit checkpoints")
+    witness_commands = witness.add_subparsers(dest="witness_command", required=True, metavar="ACTION")
+    serve = witness_commands.add_parser("serve", help="keep every checkpoint POSTed; GET answers them all")
+    serve.add_argument("--store", required=True, metavar="FILE", help="the append-only JSON-lines file to keep")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8787, help="port to listen on (default: 8787; 0 picks one)")
+    serve.add_argument(
+        "--key", action="append", default=[], metavar="custody.pub", help="keep only checkpoints signed by this key"
+    )
+    serve.add_argument("--token-file", metavar="FILE", help="ask for this bearer token on every request")
+    serve.set_defaults(handler=_witness_serve_command)
     return parser
 
 

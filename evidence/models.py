@@ -151,6 +151,38 @@ class FactQuerySet(models.QuerySet):
 class Evidence(models.Model):
     """One document about an artifact, stored raw and content-addressed, then verified and parsed."""
 
+    # Sealed (changecontrol.seals): the bytes' hash, what they are, the verdict, what the evidence counts as, and
+    # every fact parsed from it. Processing bookkeeping (progress, attempts, error text) is not part of the record.
+    SEALED_FIELDS = (
+        "artifact",
+        "evidence_type",
+        "name",
+        "processed_at",
+        "product",
+        "sha256",
+        "signature_sha256",
+        "signature_storage_name",
+        "signer_key",
+        "size",
+        "state",
+        "storage_name",
+        "summary",
+        "superseded_by",
+        "uploaded_at",
+        "uploaded_by",
+        "verdict",
+        "verdict_detail",
+    )
+    SEALED_RELATED = (
+        "components",
+        "coverage_files",
+        "provenance",
+        "static_findings",
+        "test_results",
+        "vex_statements",
+        "vulnerabilities",
+    )
+
     class Type(models.TextChoices):
         JUNIT = "junit", "JUnit XML test report"
         COBERTURA = "cobertura", "Cobertura XML coverage"
@@ -356,6 +388,10 @@ class VexStatement(models.Model):
 
 class Vulnerability(models.Model):
     """A vulnerability reported by a scanner, severity normalised, possibly suppressed by a VEX statement."""
+
+    # Which VEX statement suppresses it is decided later by the VEX evidence (evidence.vex), not by the scan: the
+    # scan's seal leaves it out, and the trigger lets only this column change.
+    SEAL_EXCLUDE = ("suppressed_by",)
 
     evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="vulnerabilities")
     artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="vulnerabilities")

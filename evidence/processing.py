@@ -75,6 +75,15 @@ def evidence_process(*, evidence_id: int, reprocess: bool = False) -> Evidence |
         Evidence.objects.filter(pk=evidence_id).update(
             state=Evidence.State.PROCESSING, progress=5, attempts=evidence.attempts + 1, superseded_by=None
         )
+        # Sealed at each step (DESIGN §6): a row left "processing" is then what the trail says, not a rewrite.
+        audit.record(
+            actor=None,
+            action="evidence.processing",
+            obj=evidence,
+            before={"state": evidence.state},
+            after={"state": "processing", "attempt": evidence.attempts + 1},
+            seal=[evidence],
+        )
     evidence = Evidence.objects.select_related("artifact", "product").get(pk=evidence_id)
     # 2. Read and verify (storage errors are OSError: the task retries them).
     raw = storage.read_bytes(evidence.storage_name)
@@ -246,6 +255,7 @@ def _finish_parsed(evidence: Evidence, verdict: Verdict, facts: Facts) -> Eviden
                 "counts_as_evidence": counts,
                 "summary": facts.summary,
             },
+            seal=[locked],
         )
         settled = _settle_copies(evidence)
         if settled or facts.applies_vex or any(isinstance(r, VexStatement) for r in facts.rows):
@@ -274,6 +284,7 @@ def _finish_rejected(evidence: Evidence, verdict: Verdict) -> Evidence:
             before={"state": locked.state},
             after={"state": "rejected", "verdict": verdict.verdict},
             reason=verdict.detail,
+            seal=[locked],
         )
         settled = _settle_copies(evidence)  # a copy this one had superseded counts again
         if settled or evidence.evidence_type in (Evidence.Type.OPENVEX, Evidence.Type.CYCLONEDX):
@@ -302,6 +313,7 @@ def _finish_failed(evidence: Evidence, error: str, *, verdict: Verdict | None = 
             before={"state": locked.state},
             after={"state": "failed"},
             reason=error[:2000],
+            seal=[locked],
         )
         if _settle_copies(evidence):  # a copy this one had superseded counts again
             vex_apply(evidence.artifact)
@@ -358,6 +370,7 @@ def _settle_copies(evidence: Evidence) -> bool:
                     before={"state": copy.state, "superseded_by": f"EV-{copy.superseded_by_id}"},
                     after={"state": "parsed"},
                     reason="no other copy of the same file counts now",
+                    seal=[copy],
                 )
                 changed = True
         elif copy.state != Evidence.State.SUPERSEDED or copy.superseded_by_id != counting.pk:
@@ -370,6 +383,7 @@ def _settle_copies(evidence: Evidence) -> bool:
                 before={"state": copy.state},
                 after={"state": "superseded", "superseded_by": counting.human_id},
                 reason=f"{counting.human_id} holds the same file{signed} and counts instead",
+                seal=[copy],
             )
             changed = True
     return changed

@@ -235,6 +235,7 @@ def _evidence_record(
             "size": blob.size,
             "signature_sha256": evidence.signature_sha256,
         },
+        seal=[evidence],
     )
     evidence_id = evidence.pk
     transaction.on_commit(lambda: _queue_processing(evidence_id))
@@ -268,7 +269,9 @@ def evidence_reprocess(*, evidence: Evidence, actor: User) -> Evidence:
     before = evidence.state
     # A superseded copy is judged afresh when it finishes: it counts again if no other copy does by then.
     Evidence.objects.filter(pk=evidence.pk).update(state=Evidence.State.PENDING, progress=0, superseded_by=None)
-    audit.record(actor=actor, action="evidence.reprocess_requested", obj=evidence, before={"state": before})
+    audit.record(
+        actor=actor, action="evidence.reprocess_requested", obj=evidence, before={"state": before}, seal=[evidence]
+    )
     evidence_id = evidence.pk
     transaction.on_commit(lambda: _queue_reprocessing(evidence_id))
     evidence.refresh_from_db()

@@ -228,6 +228,7 @@ def _exports(release) -> dict[str, bytes]:
                 "client_address": e.client_address,
                 "via_token": e.via_token,
                 "previous_hash": e.previous_hash,
+                "seals": e.seals,
                 "hash": e.hash,
             }
             for e in events

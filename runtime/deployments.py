@@ -347,6 +347,7 @@ def _deployment_write(
             "pipeline_url": deployment.pipeline_url,
         },
         reason=justification,
+        seal=[deployment],
     )
     # 3. An authorised normal deployment of an approved promotion moves it to deployed.
     promotion_id = answer.get("promotion")
@@ -373,6 +374,7 @@ def _deployment_write(
             action="break_glass_review.due",
             obj=review,
             after={"deployment": deployment.human_id, "due_at": review.due_at},
+            seal=[review],
         )
         alert_raise(
             product=product,
@@ -483,6 +485,7 @@ def _break_glass_review_sign(*, review: BreakGlassReview, signer: User, findings
         before={"state": "due", "due_at": review.due_at},
         after={"state": "reviewed", "signature_id": signature.pk, "late": overdue},
         reason=findings,
+        seal=[review],
     )
     return signature
 

@@ -21,6 +21,23 @@ class Deployment(models.Model):
     """The fact (DEP-<n>) that an artifact reached an environment, with the status decision it had at that moment."""
 
     RECORD_TYPE = "approvals.deployment"  # the type its audit events and signatures carry
+    # Sealed (changecontrol.seals): a deployment is a fact, never edited.
+    SEALED_FIELDS = (
+        "artifact",
+        "authorised",
+        "decision",
+        "decision_snapshot",
+        "deployed_at",
+        "deployer",
+        "digest",
+        "environment",
+        "justification",
+        "kind",
+        "pipeline_url",
+        "product",
+        "reasons",
+        "release",
+    )
 
     class Kind(models.TextChoices):
         NORMAL = "normal", "Normal"
@@ -171,6 +188,17 @@ class BreakGlassReview(models.Model):
     """The retrospective review a break-glass deployment demands, signed by a quality reviewer within the window."""
 
     RECORD_TYPE = "approvals.breakglassreview"  # the type its audit events and signatures carry
+    # Sealed (changecontrol.seals): due, then reviewed once with its signature.
+    SEALED_FIELDS = (
+        "deployment",
+        "due_at",
+        "findings",
+        "product",
+        "reviewed_at",
+        "reviewer",
+        "signature",
+        "state",
+    )
 
     class State(models.TextChoices):
         DUE = "due", "Due"

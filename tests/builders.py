@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from contextlib import contextmanager
+
+from django.db import connection
 
 from approvals import services
 from approvals import status as approval_status
@@ -18,6 +21,26 @@ BUILDER_ID = "https://ci.example/acme/rsd/release.yml@refs/heads/main"
 
 
 _counter = itertools.count(1)
+
+
+@contextmanager
+def triggers_off(*tables: str):
+    """What a database owner can do and the application cannot: switch a table's triggers off, rewrite rows, switch
+    them on again (test data in the past; tampering in the sealed-records tests)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # this test's deferred checks, before the ALTER
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        yield cursor
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+def rewrite_sealed(queryset, **changes) -> int:
+    """Test data only: put a sealed record where the service cannot (in the past), as its database owner could."""
+    with triggers_off(queryset.model._meta.db_table):
+        return queryset.update(**changes)
+
 
 # The default policy with the traceability gate informational: these builders make artifacts with no requirements,
 # and the tests that care about traceability activate the default policy themselves.

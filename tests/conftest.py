@@ -38,20 +38,34 @@ def _database_use(request) -> str:
     return ""
 
 
+# Every trigger refusing TRUNCATE on an append-only or sealed table (the audit trail, common.table_guards).
+TRUNCATE_TRIGGERS = """
+    SELECT format('ALTER TABLE %%I %s TRIGGER %%I', c.relname, t.tgname)
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+    WHERE t.tgname LIKE 'custody%%truncate' AND t.tgenabled %s 'D'
+"""
+
+
+def _switch_truncate_triggers(cursor, *, enable: bool) -> None:
+    cursor.execute(TRUNCATE_TRIGGERS % ("ENABLE" if enable else "DISABLE", "=" if enable else "<>"))
+    for (statement,) in cursor.fetchall():
+        cursor.execute(statement)
+
+
 @pytest.fixture(autouse=True)
 def _audit_trigger_guard(request):
-    """The audit table refuses TRUNCATE; transactional tests flush with TRUNCATE, so allow it only then."""
+    """Sealed tables refuse TRUNCATE; transactional tests flush with TRUNCATE, so allow it only then."""
     use = _database_use(request)
     if not use or connection.vendor != "postgresql":
         yield
         return
     request.getfixturevalue("transactional_db" if use == "transactional" else "db")
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE changecontrol_auditevent ENABLE TRIGGER custody_audit_no_truncate")
+        _switch_truncate_triggers(cursor, enable=True)
     yield
     if use == "transactional":
         with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE changecontrol_auditevent DISABLE TRIGGER custody_audit_no_truncate")
+            _switch_truncate_triggers(cursor, enable=False)
 
 
 def make_user(username: str, full_name: str, **extra) -> User:

@@ -99,6 +99,7 @@ def trace_baseline_take(
             "links": len(links),
             "coverage": matrix["coverage"],
         },
+        seal=[baseline],
     )
     return baseline
 

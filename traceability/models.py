@@ -178,6 +178,14 @@ class TraceBaseline(models.Model):
     """The frozen trace snapshot of one release (items, versions, links, results); never changes afterwards."""
 
     RECORD_TYPE = "changecontrol.tracebaseline"  # the type its audit events and signatures carry
+    SEALED_FIELDS = (
+        "content",
+        "product",
+        "release_version",
+        "sha256",
+        "taken_at",
+        "taken_by",
+    )
 
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="trace_baselines")
     release_version = models.CharField(max_length=100)

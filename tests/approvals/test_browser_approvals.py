@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from approvals.models import Promotion
 from changecontrol.models import Signature
-from tests.builders import sign
+from tests.builders import rewrite_sealed, sign
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -56,7 +56,7 @@ def test_requesters_attempt_is_refused_with_the_rule_named(signed_in_page, produ
 
 def test_an_expired_approval_shows_as_expired(signed_in_page, production_promotion, cast):
     signature = sign(production_promotion, cast["quinn"])
-    Signature.objects.filter(pk=signature.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    rewrite_sealed(Signature.objects.filter(pk=signature.pk), expires_at=timezone.now() - timedelta(minutes=1))
     page = signed_in_page(cast["audrey"])
     page.goto(f"/promotions/{production_promotion.human_id}")
     expect(page.get_by_test_id("signatures").locator("[data-signature-status]")).to_have_text("Expired")

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
-from changecontrol import audit, roles, services
+from changecontrol import audit, roles, services, verification
 from changecontrol.models import AuditCheckpoint, AuditEvent, checkpoint_statement
 from common.keys import keyring
 from common.signing import Keyring, generate_private_key_pem
@@ -62,9 +62,10 @@ def edit_event(event_id: int, **changes) -> None:
 
 
 def test_chain_is_intact_after_many_services(busy_trail):
-    report = audit.verify_chain()
-    assert report.intact, report.problem
-    assert report.count == AuditEvent.objects.count() > 30
+    audit.checkpoint_create()
+    report = verification.verify()
+    assert report.intact, (report.findings, report.uncovered)
+    assert report.events == AuditEvent.objects.count() > 30
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {
         "change_request.auto_approved",
@@ -120,9 +121,9 @@ def test_an_edited_link_is_named_even_when_the_hash_is_recomputed(busy_trail):
     forged = AuditEvent.objects.get(pk=victim.pk)
     forged.reason = "quietly changed"
     edit_event(victim.pk, reason=forged.reason, hash=audit.compute_hash(forged))
-    report = audit.verify_chain()
+    report = verification.verify()
     # The rewritten event hashes correctly; its successor's link betrays it.
-    assert report.first_broken_id == victim.pk + 1 and "does not link" in report.problem
+    assert str(report.findings[0]) == f"event #{victim.pk + 1}: does not link to the event before it"
 
 
 def test_a_deleted_event_is_named_as_missing(busy_trail):
@@ -132,8 +133,8 @@ def test_a_deleted_event_is_named_as_missing(busy_trail):
         cursor.execute("ALTER TABLE changecontrol_auditevent DISABLE TRIGGER custody_audit_no_update_delete")
         cursor.execute("DELETE FROM changecontrol_auditevent WHERE id = 5")
         cursor.execute("ALTER TABLE changecontrol_auditevent ENABLE TRIGGER custody_audit_no_update_delete")
-    report = audit.verify_chain()
-    assert report.first_broken_id == 6 and "#5 is missing" in report.problem
+    report = verification.verify()
+    assert str(report.findings[0]) == "event #5: is missing (the next present is #6)"
 
 
 def test_checkpoint_is_signed_by_custody_and_verifies(busy_trail):
@@ -143,7 +144,7 @@ def test_checkpoint_is_signed_by_custody_and_verifies(busy_trail):
     assert keyring().verify(checkpoint.statement(), checkpoint.signed_blob())
     # The checkpoint itself is an audited event after the head it signed.
     assert AuditEvent.objects.order_by("-id").first().action == "audit.checkpoint_signed"
-    assert audit.verify_chain().intact
+    assert verification.verify().intact
 
 
 def test_a_forged_checkpoint_is_detected(busy_trail):
@@ -161,10 +162,8 @@ def test_a_forged_checkpoint_is_detected(busy_trail):
         key_id=keyring().key_id,
         signature=forged.signature_b64,
     )
-    report = audit.verify_chain()
-    assert (
-        not report.intact and f"checkpoint {checkpoint.pk} carries a signature Custody did not make" in report.problem
-    )
+    report = verification.verify()
+    assert f"checkpoint {checkpoint.pk}: carries a signature Custody did not make" in map(str, report.findings)
 
 
 def test_a_rewritten_chain_no_longer_matches_its_checkpoint(busy_trail):
@@ -180,9 +179,10 @@ def test_a_rewritten_chain_no_longer_matches_its_checkpoint(busy_trail):
         event.hash = audit.compute_hash(event)
         edit_event(event.pk, reason=event.reason, previous_hash=event.previous_hash, hash=event.hash)
         previous_hash = event.hash
-    report = audit.verify_chain()
-    assert report.first_broken_id == checkpoint.event_id
-    assert f"no longer matches signed checkpoint {checkpoint.pk}" in report.problem
+    report = verification.verify()
+    assert f"checkpoint {checkpoint.pk}: event #{checkpoint.event_id} no longer matches this signed checkpoint" in map(
+        str, report.findings
+    )
 
 
 def test_audit_export_as_json_for_an_auditor(api, busy_trail, auditor):

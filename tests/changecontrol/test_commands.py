@@ -85,8 +85,11 @@ def test_revoked_token_stops_working(product, ci_token):
 
 
 def test_verify_audit_prints_the_count_and_succeeds_when_intact(product):
+    run("checkpoint_audit")
     out, _ = run("verify_audit")
-    assert out.strip() == f"Audit trail intact: {AuditEvent.objects.count()} events verified."
+    events = AuditEvent.objects.count()
+    assert out.splitlines()[0].startswith(f"Full verification: {events} events (#1–#{events}), 1 checkpoints")
+    assert out.splitlines()[-1].startswith("Audit trail intact: every event, checkpoint and sealed record verified")
 
 
 def test_verify_audit_exits_1_naming_the_first_edited_event(product):
@@ -95,7 +98,7 @@ def test_verify_audit_exits_1_naming_the_first_edited_event(product):
     with pytest.raises(CommandError) as broken:
         run("verify_audit")
     assert broken.value.returncode == 1
-    assert f"BROKEN at event #{victim.pk}" in str(broken.value)
+    assert f"BROKEN: 1 finding(s); the first: event #{victim.pk}" in str(broken.value)
     assert "policy.activated" in str(broken.value) and "altered" in str(broken.value)
 
 
@@ -105,7 +108,7 @@ def test_checkpoint_audit_signs_the_chain_head(product):
     checkpoint = AuditCheckpoint.objects.get()
     assert checkpoint.event_id == head_id
     assert f"event #{head_id}" in out
-    assert run("verify_audit")[0].startswith("Audit trail intact")
+    assert "Audit trail intact" in run("verify_audit")[0]
 
 
 def test_load_policy_proposes_a_version_that_awaits_a_quality_signature(product, tmp_path, cast):
@@ -227,7 +230,7 @@ def test_seed_demo_twice_creates_nothing_new_the_second_time(settings, monkeypat
     secret = first.split("Demo CI token for rsd")[1].splitlines()[1].strip()
     assert secret in second  # the same demo token is printed again, not a new one
     assert "Open http://127.0.0.1:8000" in second and "custody-demo-password" in second
-    assert run("verify_audit")[0].startswith("Audit trail intact")
+    assert "Audit trail intact" in run("verify_audit")[0]
 
 
 def test_seed_demo_with_every_app_twice_adds_no_records(settings):

@@ -25,7 +25,13 @@ print(json.dumps(answers))
 
 def manage(*args: str, var_dir: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
-    env.update(CUSTODY_DEBUG="1", CUSTODY_TASKS_EAGER="1", CUSTODY_VAR_DIR=str(var_dir))
+    env.update(
+        CUSTODY_DEBUG="1",
+        CUSTODY_TASKS_EAGER="1",
+        CUSTODY_VAR_DIR=str(var_dir),
+        # As `make run` configures it: the demo's checkpoints are witnessed in a file beside the database.
+        CUSTODY_AUDIT_WITNESSES=f"file:{var_dir / 'witness' / 'checkpoints.jsonl'}",
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
@@ -44,3 +50,12 @@ def test_the_embedded_default_migrates_seeds_and_answers_ci_with_the_demo_token(
     decisions = [decision for _, decision in json.loads(answers)]
     assert statuses and statuses == [200] * len(statuses)
     assert set(decisions) <= {"allowed", "blocked", "pending"} and decisions[0::2] == decisions[1::2]
+
+
+def test_the_demo_passes_verify_audit_with_a_checkpoint_and_a_witness(tmp_path):
+    manage("migrate", "--noinput", var_dir=tmp_path)
+    manage("seed_demo", var_dir=tmp_path)
+    witnessed = (tmp_path / "witness" / "checkpoints.jsonl").read_text().splitlines()
+    assert len(witnessed) == 1 and json.loads(witnessed[0])["format"] == "custody-audit-checkpoint/1"
+    verified = manage("verify_audit", var_dir=tmp_path)  # exits 0, or manage() fails the test
+    assert "1 witness(es)" in verified and "Audit trail intact" in verified

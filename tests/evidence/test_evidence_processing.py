@@ -41,7 +41,7 @@ def test_a_parsed_report_moves_pending_processing_parsed(upload, artifact):
             "action", flat=True
         )
     )
-    assert actions == ["evidence.uploaded", "evidence.parsed"]
+    assert actions == ["evidence.uploaded", "evidence.processing", "evidence.parsed"]
 
 
 def test_a_broken_report_fails_with_the_line_at_fault(upload, artifact):

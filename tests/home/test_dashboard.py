@@ -29,6 +29,7 @@ from tests.builders import (
     make_artifact,
     make_build,
     pass_through,
+    rewrite_sealed,
     sign,
 )
 from tests.conftest import LOW_RISK, MEDIUM_RISK, open_change_request
@@ -213,7 +214,7 @@ def test_failed_and_rejected_evidence_of_the_last_30_days_is_counted_newest_firs
     failed = add_evidence(artifact, "cobertura", state="failed", name="coverage.xml")
     rejected = add_evidence(artifact, "sarif", state="rejected", name="semgrep.sarif")
     old = add_evidence(artifact, "lcov", state="failed")
-    type(old).objects.filter(pk=old.pk).update(uploaded_at=timezone.now() - timedelta(days=31))
+    rewrite_sealed(type(old).objects.filter(pk=old.pk), uploaded_at=timezone.now() - timedelta(days=31))
     type(failed).objects.filter(pk=failed.pk).update(error="line 3: not well-formed (invalid token)")
     text, context = home(quality_reviewer)
     panel = context["dashboard"].panel("failed_evidence")

@@ -31,7 +31,7 @@ from reports.packets import NO_JUSTIFICATION, packet_context, render_packet_pdf
 from runtime import deployments as runtime
 from runtime.drift import snapshot_record
 from runtime.models import BreakGlassReview, Deployment
-from tests.builders import activate_policy
+from tests.builders import activate_policy, rewrite_sealed
 from tests.conftest import MEDIUM_RISK, PASSWORD, open_change_request
 from tests.samples import sample_bytes
 
@@ -323,7 +323,9 @@ def test_packet_lists_deployments_rollbacks_and_break_glass_with_their_reviews(r
         kind=Deployment.Kind.BREAK_GLASS,
         justification="Certificate expired on the scoring API.",
     )
-    BreakGlassReview.objects.filter(pk=overdue.review.pk).update(due_at=overdue.deployed_at - timedelta(hours=1))
+    rewrite_sealed(
+        BreakGlassReview.objects.filter(pk=overdue.review.pk), due_at=overdue.deployed_at - timedelta(hours=1)
+    )
 
     rows = {d["id"]: d for d in packet_context(release)["deployments"]}
     assert list(rows) == [normal.human_id, rollback.human_id, reviewed.human_id, overdue.human_id]

@@ -16,7 +16,14 @@ from approvals import status as approval_status
 from reports.population import POPULATION_QUERY_VERSION, population_csv, population_pdf, population_report
 from runtime.deployments import deployment_record
 from runtime.models import Deployment
-from tests.builders import POLICY_WITHOUT_TRACE_BLOCK, activate_policy, add_full_evidence, make_artifact, make_build
+from tests.builders import (
+    POLICY_WITHOUT_TRACE_BLOCK,
+    activate_policy,
+    add_full_evidence,
+    make_artifact,
+    make_build,
+    rewrite_sealed,
+)
 from tests.conftest import LOW_RISK, open_change_request
 from tests.runtime.helpers import approved_for_production
 
@@ -61,7 +68,7 @@ def deployments(product, cast, ci_account):
         ),
     }
     # A deployment recorded 40 days ago falls outside the period (test data: the service stamps server time).
-    Deployment.objects.filter(pk=made["stale"].pk).update(deployed_at=timezone.now() - timedelta(days=40))
+    rewrite_sealed(Deployment.objects.filter(pk=made["stale"].pk), deployed_at=timezone.now() - timedelta(days=40))
     return made
 
 

@@ -13,7 +13,7 @@ from changecontrol import roles
 from changecontrol.models import AuditEvent, Role, Signature
 from runtime import tasks
 from runtime.models import BreakGlassReview, Deployment
-from tests.builders import POLICY_WITHOUT_TRACE_BLOCK, activate_policy, make_artifact, make_build
+from tests.builders import POLICY_WITHOUT_TRACE_BLOCK, activate_policy, make_artifact, make_build, rewrite_sealed
 from tests.conftest import PASSWORD
 from tests.runtime.helpers import deploy
 
@@ -154,7 +154,7 @@ def test_a_normal_deployment_has_no_review_to_sign(api, ci_token, cast, artifact
 def test_overdue_reviews_alert_once_a_day(api, cast, release):
     dep = break_glass(api, cast["sam"], release.artifacts.get().digest).json()["id"]
     assert tasks.alert_overdue_reviews() == []
-    BreakGlassReview.objects.update(due_at=timezone.now() - timedelta(hours=2))
+    rewrite_sealed(BreakGlassReview.objects.all(), due_at=timezone.now() - timedelta(hours=2))
     first = tasks.alert_overdue_reviews()
     second = tasks.alert_overdue_reviews()
     assert first == second == [BreakGlassReview.objects.get().human_id]

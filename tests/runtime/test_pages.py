@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from changecontrol.models import Signature
 from runtime.models import BreakGlassReview, Deployment
+from tests.builders import rewrite_sealed
 from tests.conftest import PASSWORD
 from tests.runtime.helpers import approved_for_production, deploy
 
@@ -101,7 +102,7 @@ def test_break_glass_list_shows_overdue_and_quality_reviewer_signs_from_it(relea
         },
     )
     deployment = Deployment.objects.get()
-    BreakGlassReview.objects.update(due_at=timezone.now() - timedelta(hours=3))
+    rewrite_sealed(BreakGlassReview.objects.all(), due_at=timezone.now() - timedelta(hours=3))
     html = page(cast["quinn"]).get("/break-glass/").content.decode()
     assert 'data-testid="review-overdue"' in html and "Review…" in html
     assert "Review…" not in page(cast["audrey"]).get("/break-glass/").content.decode()
@@ -132,7 +133,7 @@ def test_in_chromium_an_overdue_review_shows_red_and_a_quality_reviewer_signs_it
         kind="break_glass",
         justification=WHY,
     )
-    BreakGlassReview.objects.update(due_at=timezone.now() - timedelta(hours=30))
+    rewrite_sealed(BreakGlassReview.objects.all(), due_at=timezone.now() - timedelta(hours=30))
     page = signed_in_page(cast["quinn"])
     page.goto("/break-glass/")
     overdue = page.get_by_test_id("review-overdue")

@@ -235,9 +235,10 @@ def test_ci_flow_from_build_to_an_authorised_production_deployment(api, ci, sign
         "promotion.requested",
         "deployment.recorded",
     } <= actions, actions
+    call_command("checkpoint_audit", stdout=io.StringIO())
     out = io.StringIO()
     call_command("verify_audit", stdout=out)
-    assert "intact" in out.getvalue()
+    assert "Audit trail intact" in out.getvalue()
 
 
 # ---------------------------------------------------------------- 2. the status object
