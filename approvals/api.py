@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from approvals import gates, releases, selectors, services
 from approvals import status as approval_status
 from approvals.models import Decision, Promotion, Release
+from changecontrol import esign
 from changecontrol.access import (
     get_visible_or_404,
     parse_human_id,
@@ -20,7 +21,7 @@ from changecontrol.access import (
     token_of,
     visible_product_ids,
 )
-from changecontrol.api import SignatureOutput, SignInput
+from changecontrol.api import SIGNING_ERRORS, SignatureOutput, SignInput, signing_context
 from changecontrol.models import Environment
 from common.api import validated
 from common.digests import digest_or_400
@@ -174,6 +175,11 @@ class PromotionOutput(serializers.ModelSerializer):
     policy_version = serializers.IntegerField(source="policy_version.version")
     signatures = serializers.SerializerMethodField()
     status = serializers.SerializerMethodField()
+    content_sha256 = serializers.SerializerMethodField(
+        help_text="sha256 of the content a signature on this promotion is bound to now: the release's digests and "
+        "manifest, the policy version in force and the evidence that counts. Send it as content_sha256 when signing; "
+        "it changes when a report arrives or a policy is activated."
+    )
 
     class Meta:
         model = Promotion
@@ -192,7 +198,11 @@ class PromotionOutput(serializers.ModelSerializer):
             "policy_version",
             "signatures",
             "status",
+            "content_sha256",
         ]
+
+    def get_content_sha256(self, promotion) -> str:
+        return esign.content_sha256(selectors.promotion_signing_content(promotion))
 
     def get_signatures(self, promotion) -> list:
         return SignatureOutput(selectors.promotion_signatures(promotion), many=True).data
@@ -310,13 +320,14 @@ class PromotionDetailApi(APIView):
 
 
 class PromotionSignApi(APIView):
-    """Part 11 signature on a promotion; 403 names any separation-of-duties rule that refuses it."""
+    """Part 11 signature on a promotion with the content_sha256 the signer reviewed; 403 names any separation-of-duties
+    rule that refuses it; 409 `content_changed` when evidence or the policy changed since."""
 
-    @extend_schema(request=SignInput, responses={201: SignatureOutput})
+    @extend_schema(request=SignInput, responses={201: SignatureOutput, **SIGNING_ERRORS})
     def post(self, request, promotion_id):
         promotion = promotion_for(request, promotion_id)
         require_person(request, scope="changes:write")
-        data = validated(SignInput, request.data)
+        data = validated(SignInput, request.data, context=signing_context(f"/api/v1/promotions/{promotion.human_id}"))
         if data["meaning"] not in ("approved", "rejected"):
             raise ValidationFailed("a promotion is signed with meaning 'approved' or 'rejected'")
         signature = services.promotion_sign(promotion=promotion, signer=request.user, **data)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 
-from approvals import releases, services, sod
+from approvals import releases, selectors, services, sod
 from approvals import status as approval_status
 from approvals.models import Promotion, Release
+from changecontrol import esign
 from changecontrol.models import ChangeRequest, User
 from changecontrol.roles import roles_of
 from common.errors import DomainError
@@ -122,6 +123,7 @@ def _sign_missing(context, promotion: Promotion, *, preferred: User) -> None:
                 username=signer.username,
                 password=context.password,
                 meaning="approved",
+                seen_sha256=esign.content_sha256(selectors.promotion_signing_content(promotion)),
                 role=role,
                 comment="Demo: gates and evidence reviewed.",
             )

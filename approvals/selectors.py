@@ -10,8 +10,9 @@ from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from approvals.models import Decision, Promotion, Release
 from changecontrol.access import visible_product_ids
-from changecontrol.models import ApiToken, ChangeRequest, Environment, Signature, User, record_type
+from changecontrol.models import ApiToken, ChangeRequest, Environment, PolicyVersion, Signature, User, record_type
 from changecontrol.roles import role_map
+from changecontrol.services import active_policy
 from common import prepared_sql
 from common.canonical import canonical_sha256
 from evidence.models import (
@@ -340,6 +341,37 @@ def summarise_trace(matrix: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- approvals
+
+
+def promotion_signing_content(promotion: Promotion, *, policy: PolicyVersion | None = None) -> dict[str, Any]:
+    """What a signature on a promotion is bound to and what its signer is shown (Part 11 §11.70): the release's
+    digests and manifest, the policy version in force and the snapshot of the evidence that counts now.
+
+    The signing service signs exactly this (computed under the promotion's lock) and the page and the API show its
+    hash, so a report that arrives while a reviewer reads changes the hash and the signature is refused: the
+    reviewer signs the evidence they saw or nothing. `policy` is the product's policy in force when the caller
+    has already read it (the service, under its lock); otherwise it is read here."""
+    release = promotion.release
+    policy = policy or active_policy(release.product)
+    document = policy.document
+    facts = release_facts(
+        release=release,
+        environment_key=promotion.environment.key,
+        after=document.environment(promotion.environment.key).after,
+        trace_scope=document.traceability.scope,
+    )
+    return {
+        "promotion": promotion.human_id,
+        "product": release.product.key,
+        "release": release.version,
+        "environment": promotion.environment.key,
+        "tier": promotion.tier,
+        "digests": sorted(a["digest"] for a in (release.manifest or {}).get("artifacts", [])),
+        "manifest_sha256": release.manifest_sha256,
+        "policy_version": policy.version,
+        "policy_sha256": policy.sha256,
+        "evidence_sha256": evidence_snapshot_sha256(facts),
+    }
 
 
 def promotion_signatures(promotion: Promotion) -> QuerySet[Signature]:

@@ -8,7 +8,6 @@ status answer whenever it changed; the answer itself is computed read-only by `a
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -278,23 +277,37 @@ def _lock(promotion: Promotion) -> Promotion:
 
 
 def promotion_sign(
-    *, promotion: Promotion, signer: User, username: str, password: str, meaning: str, comment: str = "", role: str = ""
+    *,
+    promotion: Promotion,
+    signer: User,
+    username: str,
+    password: str,
+    meaning: str,
+    seen_sha256: str,
+    comment: str = "",
+    role: str = "",
 ) -> Signature:
-    """Part 11 signature on a promotion: re-authenticate, then approve or reject (SoD refusals are 403 and audited)."""
+    """Part 11 signature on a promotion: re-authenticate, then approve or reject (SoD refusals are 403 and audited).
+
+    `seen_sha256` is the hash of `selectors.promotion_signing_content` the reviewer was shown: evidence that arrived
+    or a policy activated since changes it, and the signature is refused (409 `content_changed`)."""
     return esign.sign(
         signer=signer,
         username=username,
         password=password,
+        seen_sha256=seen_sha256,
         subject_human_id=promotion.human_id,
         product=promotion.release.product,
-        under_lock=lambda: _promotion_sign(
-            promotion=promotion, signer=signer, meaning=meaning, comment=comment, role=role
+        under_lock=lambda seen: _promotion_sign(
+            promotion=promotion, signer=signer, meaning=meaning, comment=comment, role=role, seen=seen
         ),
     )
 
 
 @transaction.atomic
-def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment: str, role: str) -> Signature:
+def _promotion_sign(
+    *, promotion: Promotion, signer: User, meaning: str, comment: str, role: str, seen: esign.Seen
+) -> Signature:
     # 1. Lock and check the state: racing signers queue here.
     promotion = _lock(promotion)
     product = promotion.release.product
@@ -331,22 +344,21 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
         )
     if role and role not in eligible:
         raise NotPermitted(f"you cannot sign as {role!r} here; you may sign as {', '.join(eligible)}")
-    # 4. One person counts once; a lapsed signature of theirs (expired, older policy, or over evidence that has
+    # 4. The content is what the signer saw: digests, the manifest, the policy version, the evidence snapshot
+    # (the same function computed the hash the page and the API showed them).
+    content = selectors.promotion_signing_content(promotion, policy=policy)
+    # 5. One person counts once; a lapsed signature of theirs (expired, older policy, or over evidence that has
     # changed since) is retired so they can sign what they now see.
-    environment_rule = document.environment(promotion.environment.key)
-    facts = selectors.release_facts(
-        release=promotion.release,
-        environment_key=promotion.environment.key,
-        after=environment_rule.after,
-        trace_scope=document.traceability.scope,
-    )
-    evidence_sha256 = selectors.evidence_snapshot_sha256(facts)
     standing = selectors.promotion_signatures(promotion).filter(
         signer=signer, meaning=meaning, invalidated_at__isnull=True
     )
     for previous in standing:
-        seen = (previous.content or {}).get("evidence_sha256")
-        if previous.is_valid() and previous.policy_version_id == policy.pk and seen in (None, evidence_sha256):
+        seen_before = (previous.content or {}).get("evidence_sha256")
+        if (
+            previous.is_valid()
+            and previous.policy_version_id == policy.pk
+            and seen_before in (None, content["evidence_sha256"])
+        ):
             raise InvalidState(f"you have already signed {promotion.human_id} as {meaning}; one person counts once")
         esign.signatures_invalidate_these(
             [previous],
@@ -357,9 +369,8 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
     if not role:
         signed_roles = {s.role for s in selectors.promotion_signatures(promotion).filter(invalidated_at__isnull=True)}
         role = next((r for r in eligible if r not in signed_roles), eligible[0])
-    # 5. The content is what the signer saw: digests, the manifest, the policy version, the evidence snapshot.
-    hours = environment_rule.approval.valid_for_hours if environment_rule.approval else None
-    content = promotion_signed_content(promotion, policy=policy, evidence_sha256=evidence_sha256)
+    approval_rule = document.environment(promotion.environment.key).approval
+    hours = approval_rule.valid_for_hours if approval_rule else None
     signature = esign.signature_create(
         subject=promotion,
         product=product,
@@ -368,6 +379,7 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
         role=role,
         comment=comment,
         content=content,
+        seen=seen,
         policy_version=policy,
         expires_at=timezone.now() + timedelta(hours=hours)
         if (hours and meaning == Signature.Meaning.APPROVED)
@@ -389,22 +401,6 @@ def _promotion_sign(*, promotion: Promotion, signer: User, meaning: str, comment
         )
     _settle(promotion, actor=signer)
     return signature
-
-
-def promotion_signed_content(promotion: Promotion, *, policy: PolicyVersion, evidence_sha256: str) -> dict[str, Any]:
-    release = promotion.release
-    return {
-        "promotion": promotion.human_id,
-        "product": release.product.key,
-        "release": release.version,
-        "environment": promotion.environment.key,
-        "tier": promotion.tier,
-        "digests": sorted(a["digest"] for a in (release.manifest or {}).get("artifacts", [])),
-        "manifest_sha256": release.manifest_sha256,
-        "policy_version": policy.version,
-        "policy_sha256": policy.sha256,
-        "evidence_sha256": evidence_sha256,
-    }
 
 
 @transaction.atomic

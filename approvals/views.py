@@ -22,7 +22,7 @@ from changecontrol.forms import SignForm
 from changecontrol.models import Role, Signature
 from changecontrol.roles import roles_of
 from changecontrol.services import active_policy
-from changecontrol.views import refusal_message, sign_statements, with_changes
+from changecontrol.views import refusal_message, sign_dialog, with_changes
 from common.errors import DomainError
 from evidence.models import BuildCommit
 from traceability.scope import release_scope
@@ -124,15 +124,12 @@ def promotion_detail(request, promotion_id: str):
         "missing_labels": [Role(r).label for r in status["approvals"]["missing"]],
     }
     if can_sign and policy is not None:
-        content = services.promotion_signed_content(
-            promotion, policy=policy, evidence_sha256=inputs.get("evidence_sha256", "")
-        )
-        context["sign_statements"] = sign_statements(
+        context["sign"] = sign_dialog(
             subject=f"{promotion.human_id}: {release} into {promotion.environment.key}",
-            content=content,
+            content=selectors.promotion_signing_content(promotion, policy=policy),
             meanings=(Signature.Meaning.APPROVED, Signature.Meaning.REJECTED),
+            roles=[Role(r).label for r in required if r in held],
         )
-        context["sign_roles"] = [Role(r).label for r in required if r in held]
         context["evidence_sha256"] = inputs.get("evidence_sha256", "")
     return render(request, "approvals/promotion.html", context)
 
@@ -147,10 +144,8 @@ def promotion_sign(request, promotion_id: str):
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         messages.error(request, f"Nothing was signed: {problems}")
         return redirect("promotion", promotion_id=promotion.human_id)
-    data = dict(form.cleaned_data)
-    data.pop("role", None)
     try:
-        signature = services.promotion_sign(promotion=promotion, signer=request.user, **data)
+        signature = services.promotion_sign(promotion=promotion, signer=request.user, **form.signing())
     except DomainError as error:
         messages.error(request, refusal_message(error))
     else:

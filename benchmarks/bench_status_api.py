@@ -109,7 +109,8 @@ def _populate() -> tuple[str, list[str]]:
 
     from approvals import services
     from approvals.models import Promotion, Release
-    from changecontrol import roles
+    from changecontrol import esign, roles
+    from changecontrol import selectors as cc_selectors
     from changecontrol import services as cc_services
     from changecontrol.api_auth import token_create
     from changecontrol.models import Role, Signature, User
@@ -136,7 +137,13 @@ def _populate() -> tuple[str, list[str]]:
         'blocking: false,\n         description: "Every requirement',
     )
     version = cc_services.policy_version_propose(product=product, author=author, source=source, reason="benchmark")
-    cc_services.policy_version_sign(policy_version=version, signer=quality, username="quentin", password="pw")
+    cc_services.policy_version_sign(
+        policy_version=version,
+        signer=quality,
+        username="quentin",
+        password="pw",
+        seen_sha256=esign.content_sha256(cc_selectors.policy_version_signing_content(version)),
+    )
     ci = User.objects.create_user(username="ci-rsd", full_name="CI", is_service_account=True)
     _, secret = token_create(actor=admin, name="bench", user=ci, products=[product], scopes=["status:read"])
     change_request = cc_services.change_request_create(

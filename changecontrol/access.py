@@ -12,7 +12,7 @@ import re
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from changecontrol.models import ApiToken, ChangeRequest, Product, User
+from changecontrol.models import ApiToken, ChangeRequest, Product, Signature, User
 from changecontrol.roles import role_map
 from common.errors import NotPermitted
 
@@ -83,6 +83,16 @@ def change_request_for(request, human_id: str) -> ChangeRequest:
         user=request.user,
         token=token_of(request),
         pk=parse_human_id(human_id, "CR-"),
+    )
+
+
+def signature_for(request, signature_id: str) -> Signature:
+    """A signature is seen by whoever may see the signed record's product (hidden and missing are both 404)."""
+    return get_visible_or_404(
+        Signature.objects.select_related("signer", "product", "policy_version"),
+        user=request.user,
+        token=token_of(request),
+        pk=parse_human_id(str(signature_id), ""),
     )
 
 

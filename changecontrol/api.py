@@ -12,8 +12,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from changecontrol import selectors, services
-from changecontrol.access import change_request_for, product_for, require_person, token_of, visible_products
+from changecontrol import esign, selectors, services
+from changecontrol.access import (
+    change_request_for,
+    product_for,
+    require_person,
+    signature_for,
+    token_of,
+    visible_products,
+)
 from changecontrol.models import ChangeRequest, PolicyVersion, Product, Signature
 from common.api import validated
 from common.errors import NotFound
@@ -25,6 +32,10 @@ class SignatureOutput(serializers.ModelSerializer):
     signer = serializers.CharField(source="signer.username")
     manifestation = serializers.CharField()
     valid = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField(
+        help_text="The signature's own page: its manifestation and the exact content it is bound to "
+        "(GET /api/v1/signatures/{id} answers the same as JSON)"
+    )
 
     class Meta:
         model = Signature
@@ -42,10 +53,81 @@ class SignatureOutput(serializers.ModelSerializer):
             "expires_at",
             "invalidated_at",
             "invalidated_reason",
+            "url",
         ]
 
     def get_valid(self, signature) -> bool:
         return signature.is_valid()
+
+    def get_url(self, signature) -> str:
+        return f"/signatures/{signature.pk}"
+
+
+class SignatureDetailOutput(SignatureOutput):
+    """One signature with the signed record and the exact content the signature is bound to (Part 11 §11.50, §11.70)."""
+
+    subject_type = serializers.CharField(help_text="the kind of record signed, e.g. changecontrol.changerequest")
+    subject = serializers.CharField(source="subject_human_id", help_text="the signed record, e.g. CR-42 or PRM-12")
+    subject_url = serializers.SerializerMethodField(help_text="the page of the signed record")
+    product = serializers.CharField(source="product.key")
+    policy_version = serializers.IntegerField(source="policy_version.version", allow_null=True, default=None)
+    content = serializers.JSONField(help_text="the content signed, as the signer was shown it")
+    content_hash_matches = serializers.SerializerMethodField(
+        help_text="whether the sha256 of `content` in Custody's canonical JSON form, computed now, is `content_sha256`"
+    )
+
+    class Meta(SignatureOutput.Meta):
+        fields = [
+            *SignatureOutput.Meta.fields,
+            "subject_type",
+            "subject",
+            "subject_url",
+            "product",
+            "policy_version",
+            "content",
+            "content_hash_matches",
+        ]
+
+    def get_subject_url(self, signature) -> str | None:
+        return selectors.signed_record_path(signature)
+
+    def get_content_hash_matches(self, signature) -> bool:
+        return esign.content_sha256(signature.content) == signature.content_sha256
+
+
+class SeenContentField(serializers.CharField):
+    """`content_sha256` in a signing request: the hash of the record as the signer reviewed it (Part 11 §11.70).
+
+    A missing or malformed one is a 400 that says where to read it: the view puts the record's GET path in the
+    serializer's context (`record_path`)."""
+
+    default_error_messages = {
+        "required": (
+            "Required: the sha256 of the record as you reviewed it. Read it from the content_sha256 field of "
+            "{where}, review that answer, and send its content_sha256 with your signature."
+        ),
+        "not_sha256": "Must be the 64 hexadecimal characters of the content_sha256 field of {where}.",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text",
+            "Required. The content_sha256 of the record as you reviewed it, from the record's GET answer (or the "
+            "signing dialog). If the record changed since, nothing is signed: 409 content_changed names both hashes.",
+        )
+        super().__init__(source="seen_sha256", **kwargs)
+
+    def fail(self, key, **kwargs):
+        # One message for absent, null and empty alike, naming where the hash comes from.
+        key = {"null": "required", "blank": "required", "invalid": "not_sha256"}.get(key, key)
+        where = self.context.get("record_path") or "the record's GET answer"
+        return super().fail(key, where=where, **kwargs)
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data).strip().lower()
+        if not esign.SHA256_HEX.fullmatch(text):
+            self.fail("not_sha256")
+        return text
 
 
 class ChangeRequestOutput(serializers.ModelSerializer):
@@ -57,6 +139,10 @@ class ChangeRequestOutput(serializers.ModelSerializer):
     approval = serializers.SerializerMethodField()
     signatures = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
+    content_sha256 = serializers.SerializerMethodField(
+        help_text="sha256 of the content a signature on this change request is bound to, as shown here: send it as "
+        "content_sha256 when signing (POST …/signatures)"
+    )
 
     class Meta:
         model = ChangeRequest
@@ -87,7 +173,11 @@ class ChangeRequestOutput(serializers.ModelSerializer):
             "approval",
             "signatures",
             "url",
+            "content_sha256",
         ]
+
+    def get_content_sha256(self, change_request) -> str:
+        return esign.content_sha256(selectors.change_request_signing_content(change_request))
 
     def get_approval(self, change_request) -> dict:
         return services.approval_requirement(change_request, signatures=self._signatures(change_request))
@@ -224,16 +314,38 @@ class SignInput(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(trim_whitespace=False)
     role = serializers.CharField(required=False, allow_blank=True, default="")
+    content_sha256 = SeenContentField()
+
+
+class ContentChangedOutput(serializers.Serializer):
+    """409 `content_changed`: the record changed after the signer was shown it; nothing was signed."""
+
+    error = serializers.CharField(help_text="content_changed")
+    detail = serializers.CharField(help_text="names both hashes: reload the record and review it again")
+    seen_content_sha256 = serializers.CharField(help_text="the content_sha256 the request carried")
+    content_sha256 = serializers.CharField(help_text="the record's content_sha256 now")
+
+
+# Every signing endpoint answers these besides its 201 (documented once, used by each app's signing view).
+SIGNING_ERRORS = {409: ContentChangedOutput}
+
+
+def signing_context(record_path: str) -> dict:
+    """The serializer context of a signing request: where its content_sha256 is read (named by a 400)."""
+    return {"record_path": f"GET {record_path}"}
 
 
 class ChangeRequestSignApi(APIView):
-    """Part 11 signature: the signer re-enters username and password; 403 names any SoD rule that refuses."""
+    """Part 11 signature: the signer re-enters username and password and sends the content_sha256 they reviewed;
+    403 names any SoD rule that refuses; 409 `content_changed` when the change request was edited since."""
 
-    @extend_schema(request=SignInput, responses={201: SignatureOutput})
+    @extend_schema(request=SignInput, responses={201: SignatureOutput, **SIGNING_ERRORS})
     def post(self, request, change_request_id):
         change_request = change_request_for(request, change_request_id)
         require_person(request, scope="changes:write")
-        data = validated(SignInput, request.data)
+        data = validated(
+            SignInput, request.data, context=signing_context(f"/api/v1/change-requests/{change_request.human_id}")
+        )
         signature = services.change_request_sign(change_request=change_request, signer=request.user, **data)
         change_request.refresh_from_db()
         body = SignatureOutput(signature).data
@@ -357,11 +469,22 @@ class PolicyVersionOutput(serializers.Serializer):
         help_text="username of the quality reviewer whose signature activated it",
     )
     signature = SignatureOutput(allow_null=True, default=None)
+    content_sha256 = serializers.SerializerMethodField(
+        help_text="sha256 of the content a signature on this version is bound to (product, version and the "
+        "document's sha256): send it as content_sha256 when signing"
+    )
+
+    def get_content_sha256(self, version) -> str:
+        return esign.content_sha256(selectors.policy_version_signing_content(version))
 
 
 def _policy_version_body(version: PolicyVersion, signature=None) -> dict:
     version.signature = signature
     return PolicyVersionOutput(version).data
+
+
+class PolicyVersionDetailOutput(PolicyVersionOutput):
+    source = serializers.CharField(help_text="the policy document (YAML) exactly as proposed")
 
 
 def _policy_version_for(product: Product, version: int) -> PolicyVersion:
@@ -399,23 +522,53 @@ class PolicyVersionListCreateApi(APIView):
         return Response(_policy_version_body(version), status=stored)
 
 
+class PolicyVersionDetailApi(APIView):
+    """One policy version with its document, the signature that activated it and the content_sha256 a signer sends."""
+
+    @extend_schema(responses=PolicyVersionDetailOutput)
+    def get(self, request, product, version):
+        policy_version = _policy_version_for(product_for(request, product), version)
+        signature = (
+            esign.signatures_for(policy_version).filter(invalidated_at__isnull=True).select_related("signer").first()
+        )
+        policy_version.signature = signature
+        return Response(PolicyVersionDetailOutput(policy_version).data)
+
+
 class PolicySignInput(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(trim_whitespace=False)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    content_sha256 = SeenContentField()
 
 
 class PolicyVersionSignApi(APIView):
     """A quality reviewer's Part 11 signature activates a proposed version; 403 names any SoD rule that refuses."""
 
-    @extend_schema(request=PolicySignInput, responses={201: SignatureOutput})
+    @extend_schema(request=PolicySignInput, responses={201: SignatureOutput, **SIGNING_ERRORS})
     def post(self, request, product, version):
         product = product_for(request, product)
         require_person(request, scope="changes:write")
         policy_version = _policy_version_for(product, version)
-        data = validated(PolicySignInput, request.data)
+        data = validated(
+            PolicySignInput,
+            request.data,
+            context=signing_context(f"/api/v1/products/{product.key}/policy-versions/{policy_version.version}"),
+        )
         signature = services.policy_version_sign(policy_version=policy_version, signer=request.user, **data)
         policy_version.refresh_from_db()
         body = SignatureOutput(signature).data
         body["policy_version"] = _policy_version_body(policy_version, signature)
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+# ---------------------------------------------------------------- one signature (Part 11 §11.50, §11.70)
+
+
+class SignatureDetailApi(APIView):
+    """A signature with its manifestation and the exact content it is bound to; visible with the signed record's
+    product (hidden and missing are both 404)."""
+
+    @extend_schema(responses=SignatureDetailOutput)
+    def get(self, request, signature_id):
+        return Response(SignatureDetailOutput(signature_for(request, signature_id)).data)

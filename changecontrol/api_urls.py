@@ -1,4 +1,5 @@
-"""API paths of the core domain (under /api/v1/, DESIGN §7): keys, products, change requests, audit events."""
+"""API paths of the core domain (under /api/v1/, DESIGN §7): keys, products, change requests, signatures, audit
+events, policy versions."""
 
 from django.urls import path
 
@@ -29,10 +30,16 @@ urlpatterns = [
         name="api-change-request-sign",
     ),
     path("audit-events", api.AuditEventListApi.as_view(), name="api-audit-events"),
+    path("signatures/<str:signature_id>", api.SignatureDetailApi.as_view(), name="api-signature"),
     path(
         "products/<slug:product>/policy-versions",
         api.PolicyVersionListCreateApi.as_view(),
         name="api-policy-versions",
+    ),
+    path(
+        "products/<slug:product>/policy-versions/<int:version>",
+        api.PolicyVersionDetailApi.as_view(),
+        name="api-policy-version",
     ),
     path(
         "products/<slug:product>/policy-versions/<int:version>/signatures",

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from django.conf import settings
 from django.db import transaction
 
-from changecontrol import roles, services
+from changecontrol import esign, roles, selectors, services
 from changecontrol.api_auth import token_create
 from changecontrol.management.commands._shared import account_ensure
 from changecontrol.models import ApiToken, ChangeRequest, Product, Role, User
@@ -313,6 +313,8 @@ def _seed_policy(product: Product, people: dict[str, User]) -> None:
         signer=people["grace"],
         username="grace",
         password=DEMO_PASSWORD,
+        # The demo reviewer signs the version as it stands, as the signing dialog would show it.
+        seen_sha256=esign.content_sha256(selectors.policy_version_signing_content(version)),
         comment="Reviewed against SOP-QA-012 (change control) and the IEC 62304 class.",
     )
 
@@ -339,6 +341,7 @@ def _seed_change_request(spec: dict[str, Any], products: dict[str, Product], peo
                 username=signer.username,
                 password=DEMO_PASSWORD,
                 meaning=step[2],
+                seen_sha256=esign.content_sha256(selectors.change_request_signing_content(change_request)),
                 comment=step[3],
             )
         elif verb == "implement":

@@ -118,7 +118,8 @@ class ReasonForm(forms.Form):
 
 
 class SignForm(forms.Form):
-    """Part 11 §11.200(a): the signer re-enters both components of the signature at signing."""
+    """Part 11 §11.200(a): the signer re-enters both components of the signature at signing; §11.70: the dialog
+    posts back the content_sha256 of the record as it showed it (the service refuses anything else)."""
 
     meaning = forms.ChoiceField(
         choices=[(m, label) for m, label in Signature.Meaning.choices if m in ("approved", "rejected", "reviewed")]
@@ -126,6 +127,14 @@ class SignForm(forms.Form):
     username = forms.CharField(max_length=150)
     password = forms.CharField(strip=False, widget=forms.PasswordInput)
     comment = forms.CharField(max_length=4000, required=False)
+    # Checked by the signing envelope (esign.seen_content), whose message says what to do when it is missing.
+    content_sha256 = forms.CharField(max_length=100, required=False)
+
+    def signing(self) -> dict:
+        """The cleaned fields as the signing services take them."""
+        data = dict(self.cleaned_data)
+        data["seen_sha256"] = data.pop("content_sha256")
+        return data
 
 
 class AuditFilterForm(forms.Form):

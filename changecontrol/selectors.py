@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.urls import reverse
 
 from changecontrol.access import visible_product_ids, visible_products
 from changecontrol.esign import signatures_for
@@ -55,6 +58,45 @@ def change_requests(*, product: Product | None = None, products=None, filters=No
     if filters.get("q"):
         queryset = queryset.filter(title__icontains=filters["q"])
     return queryset.order_by("-id")
+
+
+# ---------------------------------------------------------------- what a signer is shown and signs (Part 11 §11.70)
+#
+# One function per signed record type of this app. The signing service signs exactly what it returns (under the
+# record's lock), and the page's signing dialog and the API's `content_sha256` show its hash: page, API and service
+# can never disagree about what a signature covers.
+
+
+def change_request_signing_content(change_request: ChangeRequest) -> dict[str, Any]:
+    """A change request's content as written (`ChangeRequest.canonical_content`): any edit changes the hash."""
+    return change_request.canonical_content()
+
+
+def policy_version_signing_content(policy_version: PolicyVersion) -> dict[str, Any]:
+    """A policy version: its product, number and the sha256 of its YAML document exactly as proposed."""
+    return {
+        "policy": policy_version.product.key,
+        "version": policy_version.version,
+        "sha256": policy_version.sha256,
+    }
+
+
+# The page that shows each kind of signed record, by URL name: the apps above register these pages, and naming them
+# is data, not an import (a renamed page fails loudly in reverse()).
+_SIGNED_RECORD_PAGES = {
+    record_type(ChangeRequest): lambda signature: reverse("change-request", args=[signature.subject_human_id]),
+    record_type(PolicyVersion): lambda signature: reverse("policy-history", args=[signature.product.key]),
+    "approvals.promotion": lambda signature: reverse("promotion", args=[signature.subject_human_id]),
+    "approvals.breakglassreview": lambda signature: reverse(
+        "deployment", args=[(signature.content or {}).get("deployment", "")]
+    ),
+}
+
+
+def signed_record_path(signature: Signature) -> str | None:
+    """The page of the record a signature signs (None for a kind of record no page shows)."""
+    page = _SIGNED_RECORD_PAGES.get(signature.subject_type)
+    return page(signature) if page is not None else None
 
 
 def signatures_of(subject) -> QuerySet[Signature]:

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from changecontrol import audit, esign
+from changecontrol import audit, esign, selectors
 from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Product, Role, Signature, User
 from changecontrol.policy import PolicyInvalid, RiskAnswersInvalid, parse_policy
 from changecontrol.roles import has_role, roles_of
@@ -62,15 +62,6 @@ def active_policy(product: Product) -> PolicyVersion | None:
     return product.policy_versions.filter(state=PolicyVersion.State.ACTIVE).first()
 
 
-def policy_version_signed_content(policy_version: PolicyVersion) -> dict[str, Any]:
-    """What a quality reviewer's signature on a policy version is bound to (Part 11 §11.70)."""
-    return {
-        "policy": policy_version.product.key,
-        "version": policy_version.version,
-        "sha256": policy_version.sha256,
-    }
-
-
 @transaction.atomic
 def policy_version_propose(*, product: Product, author: User, source: str, reason: str) -> PolicyVersion:
     """Store a new immutable policy version; it takes effect only once a quality reviewer signs it."""
@@ -120,21 +111,34 @@ def policy_version_propose(*, product: Product, author: User, source: str, reaso
 
 
 def policy_version_sign(
-    *, policy_version: PolicyVersion, signer: User, username: str, password: str, comment: str = ""
+    *,
+    policy_version: PolicyVersion,
+    signer: User,
+    username: str,
+    password: str,
+    seen_sha256: str,
+    comment: str = "",
 ) -> Signature:
-    """A quality reviewer's signature activates a proposed policy version (the previous one is superseded)."""
+    """A quality reviewer's signature activates a proposed policy version (the previous one is superseded).
+
+    `seen_sha256` is the hash of `selectors.policy_version_signing_content` the reviewer was shown."""
     return esign.sign(
         signer=signer,
         username=username,
         password=password,
+        seen_sha256=seen_sha256,
         subject_human_id=str(policy_version),
         product=policy_version.product,
-        under_lock=lambda: _policy_version_activate(policy_version=policy_version, signer=signer, comment=comment),
+        under_lock=lambda seen: _policy_version_activate(
+            policy_version=policy_version, signer=signer, comment=comment, seen=seen
+        ),
     )
 
 
 @transaction.atomic
-def _policy_version_activate(*, policy_version: PolicyVersion, signer: User, comment: str) -> Signature:
+def _policy_version_activate(
+    *, policy_version: PolicyVersion, signer: User, comment: str, seen: esign.Seen
+) -> Signature:
     policy_version = PolicyVersion.objects.select_for_update().select_related("product").get(pk=policy_version.pk)
     product = policy_version.product
     if policy_version.state != PolicyVersion.State.PROPOSED:
@@ -165,7 +169,8 @@ def _policy_version_activate(*, policy_version: PolicyVersion, signer: User, com
         meaning=Signature.Meaning.APPROVED,
         role=Role.QUALITY,
         comment=comment,
-        content=policy_version_signed_content(policy_version),
+        content=selectors.policy_version_signing_content(policy_version),
+        seen=seen,
         policy_version=policy_version,
     )
     audit.record(
@@ -396,25 +401,30 @@ def change_request_sign(
     username: str,
     password: str,
     meaning: str,
+    seen_sha256: str,
     comment: str = "",
     role: str = "",
 ) -> Signature:
-    """Sign a submitted CR (approve, reject or review) — Part 11 re-authentication and separation of duties."""
+    """Sign a submitted CR (approve, reject or review) — Part 11 re-authentication and separation of duties.
+
+    `seen_sha256` is the hash of `selectors.change_request_signing_content` the reviewer was shown; an edit since
+    is refused (409 `content_changed`)."""
     return esign.sign(
         signer=signer,
         username=username,
         password=password,
+        seen_sha256=seen_sha256,
         subject_human_id=change_request.human_id,
         product=change_request.product,
-        under_lock=lambda: _change_request_sign_locked(
-            change_request=change_request, signer=signer, meaning=meaning, comment=comment, role=role
+        under_lock=lambda seen: _change_request_sign_locked(
+            change_request=change_request, signer=signer, meaning=meaning, comment=comment, role=role, seen=seen
         ),
     )
 
 
 @transaction.atomic
 def _change_request_sign_locked(
-    *, change_request: ChangeRequest, signer: User, meaning: str, comment: str, role: str
+    *, change_request: ChangeRequest, signer: User, meaning: str, comment: str, role: str, seen: esign.Seen
 ) -> Signature:
     # 1. Lock the CR: two reviewers signing at once are serialised here, so both count exactly once.
     change_request = _lock(change_request)
@@ -464,7 +474,8 @@ def _change_request_sign_locked(
         meaning=meaning,
         role=role,
         comment=comment,
-        content=change_request.canonical_content(),
+        content=selectors.change_request_signing_content(change_request),
+        seen=seen,
         policy_version=change_request.policy_version,
     )
     # 5. Decide.

@@ -27,6 +27,7 @@ urlpatterns = [
     ),
     path("change-requests/<str:change_request_id>/close", views.change_request_close, name="change-request-close"),
     path("change-requests/<str:change_request_id>/sign", views.change_request_sign, name="change-request-sign"),
+    path("signatures/<str:signature_id>", views.signature_detail, name="signature"),
     path("audit/", views.audit_trail, name="audit-trail"),
     path("products/<slug:product>/policy", views.policy_history, name="policy-history"),
     path("products/<slug:product>/policy/diff", views.policy_diff, name="policy-diff"),

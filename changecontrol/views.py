@@ -21,8 +21,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from changecontrol import selectors, services
-from changecontrol.access import get_visible_or_404, parse_human_id, product_for, visible_products
+from changecontrol import esign, selectors, services
+from changecontrol.access import get_visible_or_404, parse_human_id, product_for, signature_for, visible_products
 from changecontrol.forms import (
     AuditFilterForm,
     ChangeRequestFilterForm,
@@ -34,7 +34,6 @@ from changecontrol.forms import (
 )
 from changecontrol.models import ChangeRequest, PolicyVersion, Product, Role, Signature
 from changecontrol.roles import has_role, roles_of
-from common.canonical import canonical_sha256
 from common.errors import DomainError, SeparationOfDutiesViolation, ValidationFailed
 
 PAGE_SIZE = 50
@@ -53,26 +52,32 @@ MEANING_VERBS = {
 # ---------------------------------------------------------------- shared by every page that signs
 
 
-def sign_statements(*, subject: str, content: dict, meanings) -> list[dict]:
-    """The meaning statements a signing dialog shows before it asks for the password (Part 11 §11.50).
+def sign_dialog(*, subject: str, content: dict, meanings, roles=()) -> dict:
+    """What a signing dialog (`_sign_dialog.html`) shows and posts (Part 11 §11.50, §11.70).
 
-    Any page can include `_sign_dialog.html` with these: each names the record, the content version and the
-    hash of the exact content the signature will be bound to (§11.70).
+    `content` comes from the record type's signing-content selector, the same function its signing service signs
+    under the record's lock. The dialog shows each meaning statement (naming the record, its content version and
+    the hash of the exact content shown) and the roles, and posts the hash back as `content_sha256`: if the record
+    changed in between, the service refuses and nothing is signed.
     """
-    digest = canonical_sha256(content)
+    digest = esign.content_sha256(content)
     version = content.get("content_version")
     bound = f"content version {version}, sha256 {digest[:12]}…" if version else f"content sha256 {digest[:12]}…"
-    return [
-        {
-            "meaning": meaning,
-            "label": Signature.Meaning(meaning).label,
-            "statement": (
-                f"By signing I {MEANING_VERBS[meaning]} {subject} ({bound}) exactly as shown on this page. "
-                + PART_11_STATEMENT
-            ),
-        }
-        for meaning in meanings
-    ]
+    return {
+        "content_sha256": digest,
+        "roles": list(roles),
+        "statements": [
+            {
+                "meaning": meaning,
+                "label": Signature.Meaning(meaning).label,
+                "statement": (
+                    f"By signing I {MEANING_VERBS[meaning]} {subject} ({bound}) exactly as shown on this page. "
+                    + PART_11_STATEMENT
+                ),
+            }
+            for meaning in meanings
+        ],
+    }
 
 
 def refusal_message(error: DomainError) -> str:
@@ -262,12 +267,12 @@ def change_request_detail(request, change_request_id: str):
         "my_roles": sorted(Role(r).label for r in held),
     }
     if actions["sign"]:
-        context["sign_statements"] = sign_statements(
+        context["sign"] = sign_dialog(
             subject=f"{change_request.human_id} “{change_request.title}”",
-            content=change_request.canonical_content(),
+            content=selectors.change_request_signing_content(change_request),
             meanings=(Signature.Meaning.APPROVED, Signature.Meaning.REJECTED, Signature.Meaning.REVIEWED),
+            roles=[Role(r).label for r in signable_roles],
         )
-        context["sign_roles"] = [Role(r).label for r in signable_roles]
     return render(request, "changecontrol/change_request_detail.html", context)
 
 
@@ -341,9 +346,7 @@ def change_request_sign(request, change_request_id: str):
         messages.error(request, f"Nothing was signed: {problems}")
         return redirect("change-request", change_request_id=change_request.human_id)
     try:
-        signature = services.change_request_sign(
-            change_request=change_request, signer=request.user, **form.cleaned_data
-        )
+        signature = services.change_request_sign(change_request=change_request, signer=request.user, **form.signing())
     except DomainError as error:
         messages.error(request, refusal_message(error))
     else:
@@ -424,15 +427,16 @@ def audit_trail(request):
 # ---------------------------------------------------------------- policy versions (DESIGN §5)
 
 
-def _policy_sign_statements(policy_version: PolicyVersion) -> list[dict]:
+def _policy_sign_dialog(policy_version: PolicyVersion) -> dict:
     product = policy_version.product
-    return sign_statements(
+    return sign_dialog(
         subject=(
             f"policy v{policy_version.version} of {product.name} ({product.key}) "
             "as the rules its changes and releases are judged by from now on"
         ),
-        content=services.policy_version_signed_content(policy_version),
+        content=selectors.policy_version_signing_content(policy_version),
         meanings=(Signature.Meaning.APPROVED,),
+        roles=[Role.QUALITY.label],
     )
 
 
@@ -448,8 +452,7 @@ def _policy_history_page(request, product: Product, *, draft: dict | None = None
         if version.state == PolicyVersion.State.PROPOSED:
             row["compare_with"] = active
             if can_sign:
-                row["sign_statements"] = _policy_sign_statements(version)
-                row["sign_roles"] = [Role.QUALITY.label]
+                row["sign"] = _policy_sign_dialog(version)
                 row["dialog_id"] = f"sign-v{version.version}"
         rows.append(row)
     context = {
@@ -488,6 +491,7 @@ def policy_sign(request, product: str, version: int):
             signer=request.user,
             username=request.POST.get("username", ""),
             password=request.POST.get("password", ""),
+            seen_sha256=request.POST.get("content_sha256", ""),
             comment=request.POST.get("comment", "")[:4000],
         )
     except DomainError as error:
@@ -556,4 +560,23 @@ def policy_diff(request, product: str):
     ]
     return render(
         request, "changecontrol/policy_diff.html", {"product": product, "old": old, "new": new, "lines": lines}
+    )
+
+
+# ---------------------------------------------------------------- one signature (Part 11 §11.50, §11.70)
+
+
+@login_required
+def signature_detail(request, signature_id: str):
+    """A signature's manifestation and the exact content it is bound to, for whoever may see the signed record."""
+    signature = signature_for(request, signature_id)
+    return render(
+        request,
+        "changecontrol/signature_detail.html",
+        {
+            "signature": signature,
+            "record_path": selectors.signed_record_path(signature),
+            "content_text": json.dumps(signature.content, indent=2, sort_keys=True, ensure_ascii=False),
+            "hash_matches": esign.content_sha256(signature.content) == signature.content_sha256,
+        },
     )

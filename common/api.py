@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def validated(serializer_class, data) -> dict[str, Any]:
-    """The request body checked by an input serializer; a bad one is a 400 naming every field (DRF's ValidationError)."""
-    serializer = serializer_class(data=data)
+def validated(serializer_class, data, *, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request body checked by an input serializer; a bad one is a 400 naming every field (DRF's ValidationError).
+
+    `context` reaches the serializer's fields (e.g. the path an error message should point the caller to)."""
+    serializer = serializer_class(data=data, context=context or {})
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)

@@ -35,6 +35,12 @@ class Conflict(DomainError):
     status = 409
 
 
+class ContentChanged(Conflict):
+    """A signature over a record that changed after the signer was shown it (Part 11 §11.70); both hashes are named."""
+
+    code = "content_changed"
+
+
 class NotPermitted(DomainError):
     code = "forbidden"
     status = 403

@@ -275,6 +275,9 @@ SPECTACULAR_SETTINGS = {
         "PromotionStateEnum": "approvals.models.Promotion.State",
         "TraceItemKindEnum": "changecontrol.models.TraceItem.Kind",
         "GateStatusEnum": ["pass", "fail", "missing"],
+        # Shared by a serializer and the detail serializer extending it: one component, under its first name.
+        "SignatureOutputMeaningEnum": "changecontrol.models.Signature.Meaning",
+        "PolicyVersionOutputStateEnum": "changecontrol.models.PolicyVersion.State",
     },
 }
 

@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from changecontrol import esign
 from changecontrol.access import (
     get_visible_or_404,
     parse_human_id,
@@ -20,7 +21,7 @@ from changecontrol.access import (
     token_of,
     visible_product_ids,
 )
-from changecontrol.api import SignatureOutput
+from changecontrol.api import SIGNING_ERRORS, SeenContentField, SignatureOutput
 from changecontrol.models import Environment, Product
 from common.api import validated
 from common.errors import InvalidState, NotFound, ValidationFailed
@@ -88,13 +89,30 @@ class ReviewOutput(serializers.ModelSerializer):
     overdue = serializers.SerializerMethodField()
     reviewer = serializers.CharField(source="reviewer.username", allow_null=True, default=None)
     signature = SignatureOutput(allow_null=True)
+    content_sha256 = serializers.SerializerMethodField(
+        help_text="sha256 of what the review's signature is bound to (the break-glass deployment as recorded): send "
+        "it as content_sha256 with the review"
+    )
 
     class Meta:
         model = BreakGlassReview
-        fields = ["id", "state", "due_at", "overdue", "findings", "reviewer", "reviewed_at", "signature"]
+        fields = [
+            "id",
+            "state",
+            "due_at",
+            "overdue",
+            "findings",
+            "reviewer",
+            "reviewed_at",
+            "signature",
+            "content_sha256",
+        ]
 
     def get_overdue(self, review) -> bool:
         return review.is_overdue()
+
+    def get_content_sha256(self, review) -> str:
+        return esign.content_sha256(selectors.break_glass_review_signing_content(review))
 
 
 class DeploymentOutput(serializers.ModelSerializer):
@@ -233,22 +251,28 @@ class BreakGlassReviewInput(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(trim_whitespace=False)
     findings = serializers.CharField(max_length=20000, allow_blank=True)
+    content_sha256 = SeenContentField()
 
 
 class BreakGlassReviewApi(APIView):
-    """The retrospective review of a break-glass deployment: a quality reviewer's Part 11 signature with findings."""
+    """The retrospective review of a break-glass deployment: a quality reviewer's Part 11 signature with findings,
+    bound to the deployment as the reviewer read it (`review.content_sha256` of GET /api/v1/deployments/{id})."""
 
-    @extend_schema(request=BreakGlassReviewInput, responses={201: ReviewOutput})
+    @extend_schema(request=BreakGlassReviewInput, responses={201: ReviewOutput, **SIGNING_ERRORS})
     def post(self, request, deployment_id):
         deployment = deployment_for(request, deployment_id)
         require_person(request, scope="changes:write")
-        data = validated(BreakGlassReviewInput, request.data)
         review = BreakGlassReview.objects.filter(deployment=deployment).first()
         if review is None:
             raise InvalidState(
                 f"{deployment.human_id} is a {deployment.get_kind_display().lower()} deployment; "
                 "only break-glass deployments have a retrospective review"
             )
+        data = validated(
+            BreakGlassReviewInput,
+            request.data,
+            context={"record_path": f"GET /api/v1/deployments/{deployment.human_id} (its review.content_sha256)"},
+        )
         deployments.break_glass_review_sign(review=review, signer=request.user, **data)
         review.refresh_from_db()
         return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)

@@ -28,6 +28,7 @@ from common.canonical import jsonable
 from common.digests import digest_or_400
 from common.errors import DomainError, InvalidState, NotPermitted, SeparationOfDutiesViolation, ValidationFailed
 from evidence.models import Artifact, BuildCommit
+from runtime import selectors
 from runtime.models import BreakGlassReview, Deployment
 
 DEFAULT_BREAK_GLASS_ROLES = (Role.SRE,)
@@ -398,39 +399,28 @@ def _deployment_write(
 # ---------------------------------------------------------------- break-glass retrospective review
 
 
-def review_content(review: BreakGlassReview, *, findings: str) -> dict[str, Any]:
-    """What a reviewer signs: the deployment as recorded, and their findings (Part 11 §11.70)."""
-    deployment = review.deployment
-    return {
-        "review": review.human_id,
-        "deployment": deployment.human_id,
-        "product": deployment.product.key,
-        "environment": deployment.environment.key,
-        "artifact": deployment.digest,
-        "release": str(deployment.release) if deployment.release_id else None,
-        "deployer": deployment.deployer.username,
-        "deployed_at": deployment.deployed_at.isoformat(),
-        "justification": deployment.justification,
-        "findings": findings,
-    }
-
-
 def break_glass_review_sign(
-    *, review: BreakGlassReview, signer: User, username: str, password: str, findings: str
+    *, review: BreakGlassReview, signer: User, username: str, password: str, seen_sha256: str, findings: str
 ) -> Signature:
-    """A quality reviewer's Part 11 signature closing a break-glass review (the deployer never reviews their own)."""
+    """A quality reviewer's Part 11 signature closing a break-glass review (the deployer never reviews their own).
+
+    `seen_sha256` is the hash of `selectors.break_glass_review_signing_content` the reviewer was shown; the findings
+    are the reviewer's own words, kept as the signature's comment and the review's findings."""
     return esign.sign(
         signer=signer,
         username=username,
         password=password,
+        seen_sha256=seen_sha256,
         subject_human_id=review.human_id,
         product=review.product,
-        under_lock=lambda: _break_glass_review_sign(review=review, signer=signer, findings=(findings or "").strip()),
+        under_lock=lambda seen: _break_glass_review_sign(
+            review=review, signer=signer, findings=(findings or "").strip(), seen=seen
+        ),
     )
 
 
 @transaction.atomic
-def _break_glass_review_sign(*, review: BreakGlassReview, signer: User, findings: str) -> Signature:
+def _break_glass_review_sign(*, review: BreakGlassReview, signer: User, findings: str, seen: esign.Seen) -> Signature:
     # 1. Lock and check the state.
     review = (
         BreakGlassReview.objects.select_for_update(of=("self",))
@@ -467,7 +457,8 @@ def _break_glass_review_sign(*, review: BreakGlassReview, signer: User, findings
         meaning=Signature.Meaning.RETROSPECTIVE_REVIEWED,
         role=Role.QUALITY,
         comment=findings,
-        content=review_content(review, findings=findings),
+        content=selectors.break_glass_review_signing_content(review),
+        seen=seen,
         policy_version=active_policy(review.product),
     )
     now = timezone.now()

@@ -134,7 +134,7 @@ def findings_for(environment: Environment, *, state: str = DriftFinding.State.OP
 
 
 def reviews_visible_to(user: User) -> QuerySet[BreakGlassReview]:
-    # Everything a row shows and the content a reviewer would sign (deployments.review_content) reads, joined.
+    # Everything a row shows and the content a reviewer would sign (break_glass_review_signing_content) reads, joined.
     return BreakGlassReview.objects.filter(product_id__in=visible_product_ids(user)).select_related(
         "deployment",
         "deployment__product",
@@ -146,6 +146,24 @@ def reviews_visible_to(user: User) -> QuerySet[BreakGlassReview]:
         "reviewer",
         "signature",
     )
+
+
+def break_glass_review_signing_content(review: BreakGlassReview) -> dict[str, Any]:
+    """What a retrospective review's signature is bound to and what its reviewer is shown (Part 11 §11.70): the
+    break-glass deployment as recorded. The reviewer's findings are their own words, written with the signature
+    (its comment, like any signer's comment) rather than part of what they were shown."""
+    deployment = review.deployment
+    return {
+        "review": review.human_id,
+        "deployment": deployment.human_id,
+        "product": deployment.product.key,
+        "environment": deployment.environment.key,
+        "artifact": deployment.digest,
+        "release": str(deployment.release) if deployment.release_id else None,
+        "deployer": deployment.deployer.username,
+        "deployed_at": deployment.deployed_at.isoformat(),
+        "justification": deployment.justification,
+    }
 
 
 def walk_back(deployment: Deployment) -> dict[str, Any]:
@@ -244,6 +262,7 @@ def walk_back(deployment: Deployment) -> dict[str, Any]:
                 "role": s.role,
                 "signed_at": s.signed_at,
                 "valid": s.invalidated_at is None,
+                "url": f"/signatures/{s.pk}",
             }
             for s in approvals
         ],

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from changecontrol.access import get_visible_or_404, parse_human_id, product_for, visible_products
 from changecontrol.models import Environment, Product, Role, Signature
 from changecontrol.roles import roles_of
-from changecontrol.views import refusal_message, sign_statements
+from changecontrol.views import refusal_message, sign_dialog
 from common.errors import DomainError
 from evidence.models import Artifact
 from runtime import deployments, selectors
@@ -77,17 +77,33 @@ def deployment_log(request):
 
 
 def _review_context(request, deployment: Deployment) -> dict:
-    review = BreakGlassReview.objects.filter(deployment=deployment).select_related("reviewer", "signature").first()
+    review = (
+        BreakGlassReview.objects.filter(deployment=deployment)
+        .select_related(
+            "reviewer",
+            "signature",
+            "deployment__product",
+            "deployment__environment",
+            "deployment__release__product",
+            "deployment__deployer",
+        )
+        .first()
+    )
     if review is None:
         return {"review": None}
     context = {"review": review, "overdue": review.is_overdue()}
     if review.state == BreakGlassReview.State.DUE and Role.QUALITY in roles_of(request.user, deployment.product):
-        context["sign_statements"] = sign_statements(
-            subject=f"{review.human_id}: the break-glass deployment {deployment.human_id}",
-            content=deployments.review_content(review, findings=""),
-            meanings=(Signature.Meaning.RETROSPECTIVE_REVIEWED,),
-        )
+        context["sign"] = _review_sign_dialog(review)
     return context
+
+
+def _review_sign_dialog(review: BreakGlassReview) -> dict:
+    return sign_dialog(
+        subject=f"{review.human_id}: the break-glass deployment {review.deployment.human_id}",
+        content=selectors.break_glass_review_signing_content(review),
+        meanings=(Signature.Meaning.RETROSPECTIVE_REVIEWED,),
+        roles=[Role.QUALITY.label],
+    )
 
 
 @login_required
@@ -118,6 +134,7 @@ def deployment_review(request, deployment_id: str):
             signer=request.user,
             username=request.POST.get("username", ""),
             password=request.POST.get("password", ""),
+            seen_sha256=request.POST.get("content_sha256", ""),
             findings=request.POST.get("findings") or request.POST.get("comment", ""),
         )
     except DomainError as error:
@@ -215,10 +232,6 @@ def break_glass_list(request):
     for review in reviews:
         row = {"review": review, "overdue": review.is_overdue(now)}
         if review.state == BreakGlassReview.State.DUE and Role.QUALITY in roles_of(request.user, review.product):
-            row["sign_statements"] = sign_statements(
-                subject=f"{review.human_id}: the break-glass deployment {review.deployment.human_id}",
-                content=deployments.review_content(review, findings=""),
-                meanings=(Signature.Meaning.RETROSPECTIVE_REVIEWED,),
-            )
+            row["sign"] = _review_sign_dialog(review)
         rows.append(row)
     return render(request, "runtime/break_glass.html", {"rows": rows})

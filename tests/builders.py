@@ -9,13 +9,15 @@ from contextlib import contextmanager
 
 from django.db import connection
 
-from approvals import services
+from approvals import selectors, services
 from approvals import status as approval_status
+from approvals.models import Promotion
+from changecontrol import esign
 from changecontrol import services as cc_services
 from changecontrol.models import User
 from changecontrol.policy import DEFAULT_POLICY_YAML
 from evidence.models import Artifact, Build, BuildCommit, Evidence, Provenance, SbomComponent, TestResult, Vulnerability
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, policy_version_sha256
 
 BUILDER_ID = "https://ci.example/acme/rsd/release.yml@refs/heads/main"
 
@@ -57,7 +59,13 @@ def activate_policy(product, source: str, reason: str = "test policy"):
     author = User.objects.get(username="polly")
     approver = User.objects.get(username="quentin")
     version = cc_services.policy_version_propose(product=product, author=author, source=source, reason=reason)
-    cc_services.policy_version_sign(policy_version=version, signer=approver, username="quentin", password=PASSWORD)
+    cc_services.policy_version_sign(
+        policy_version=version,
+        signer=approver,
+        username="quentin",
+        password=PASSWORD,
+        seen_sha256=policy_version_sha256(version),
+    )
     return version
 
 
@@ -163,13 +171,21 @@ def pass_through(release, *, actor, environments=("integration", "staging")):
     return promotions
 
 
-def sign(promotion, user, meaning="approved", comment="", role=""):
+def promotion_sha256(promotion) -> str:
+    """The content_sha256 a reviewer is shown for a promotion now (its evidence and policy as they stand)."""
+    fresh = Promotion.objects.select_related("release__product", "environment").get(pk=promotion.pk)
+    return esign.content_sha256(selectors.promotion_signing_content(fresh))
+
+
+def sign(promotion, user, meaning="approved", comment="", role="", seen_sha256=None):
+    """Sign as a reviewer who has just read the promotion (unless `seen_sha256` says what they read instead)."""
     return services.promotion_sign(
         promotion=promotion,
         signer=user,
         username=user.username,
         password=PASSWORD,
         meaning=meaning,
+        seen_sha256=seen_sha256 or promotion_sha256(promotion),
         comment=comment,
         role=role,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from changecontrol import roles, services
+from changecontrol import esign, roles, selectors, services
 from changecontrol.api_auth import token_create
-from changecontrol.models import Product, Role, User
+from changecontrol.models import ChangeRequest, PolicyVersion, Product, Role, User
 from changecontrol.policy import DEFAULT_POLICY_YAML
 
 pytest_plugins = ["tests.browser_fixtures"]
@@ -68,6 +70,50 @@ def _audit_trigger_guard(request):
             _switch_truncate_triggers(cursor, enable=False)
 
 
+def change_request_sha256(change_request: ChangeRequest) -> str:
+    """The content_sha256 a reviewer is shown for a change request now (the page's dialog and the API's GET)."""
+    fresh = ChangeRequest.objects.select_related("product", "policy_version").get(pk=change_request.pk)
+    return esign.content_sha256(selectors.change_request_signing_content(fresh))
+
+
+def sign_change_request(
+    change_request: ChangeRequest,
+    signer: User,
+    *,
+    meaning: str = "approved",
+    password: str = PASSWORD,
+    comment: str = "Reviewed the evidence.",
+    seen_sha256: str | None = None,
+    **extra,
+):
+    """Sign as a reviewer who has just read the change request (unless `seen_sha256` says what they read instead)."""
+    return services.change_request_sign(
+        change_request=change_request,
+        signer=signer,
+        username=extra.pop("username", signer.username),
+        password=password,
+        meaning=meaning,
+        seen_sha256=seen_sha256 or change_request_sha256(change_request),
+        comment=comment,
+        **extra,
+    )
+
+
+def policy_version_sha256(policy_version: PolicyVersion) -> str:
+    """The content_sha256 a quality reviewer is shown for a policy version now."""
+    fresh = PolicyVersion.objects.select_related("product").get(pk=policy_version.pk)
+    return esign.content_sha256(selectors.policy_version_signing_content(fresh))
+
+
+def dialog_sha256(html: str, action: str) -> str:
+    """The content_sha256 a page's signing dialog (the form posting to `action`) will post back."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}".*?</form>', html, flags=re.DOTALL)
+    assert form is not None, f"no signing form posting to {action} on the page"
+    hidden = re.search(r'<input type="hidden" name="content_sha256" value="([0-9a-f]{64})">', form.group(0))
+    assert hidden is not None, f"the signing form posting to {action} carries no content_sha256"
+    return hidden.group(1)
+
+
 def make_user(username: str, full_name: str, **extra) -> User:
     user = User.objects.create_user(
         username=username, password=PASSWORD, full_name=full_name, email=f"{username}@example.test", **extra
@@ -98,7 +144,13 @@ def product(db, admin_user) -> Product:
     version = services.policy_version_propose(
         product=product, author=author, source=DEFAULT_POLICY_YAML, reason="initial policy"
     )
-    services.policy_version_sign(policy_version=version, signer=approver, username="quentin", password=PASSWORD)
+    services.policy_version_sign(
+        policy_version=version,
+        signer=approver,
+        username="quentin",
+        password=PASSWORD,
+        seen_sha256=policy_version_sha256(version),
+    )
     return product
 
 

@@ -42,7 +42,15 @@ from tests.builders import (
     make_build,
     pass_through,
 )
-from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request
+from tests.conftest import (
+    HIGH_RISK,
+    LOW_RISK,
+    MEDIUM_RISK,
+    PASSWORD,
+    open_change_request,
+    policy_version_sha256,
+    sign_change_request,
+)
 from tests.runtime.helpers import approved_for_production, deploy, new_release
 from tests.traceability.factories import item, link, results
 
@@ -91,13 +99,7 @@ def signed_change_requests(world: World) -> None:
     """A medium CR approved by quality, and a high one whose quality approval still waits for security's."""
     for answers in (MEDIUM_RISK, HIGH_RISK):
         change_request = open_change_request(product=world.product, requester=world.cast["rory"], answers=answers)
-        cc_services.change_request_sign(
-            change_request=change_request,
-            signer=world.cast["quinn"],
-            username="quinn",
-            password=PASSWORD,
-            meaning="approved",
-        )
+        sign_change_request(change_request, world.cast["quinn"])
 
 
 def _release(world: World, environments=("integration",)):
@@ -141,9 +143,16 @@ def deployments(world: World) -> None:
         format="json",
     )
     assert glass.status_code == 201, glass.json()
-    review = world.api(world.cast["quinn"]).post(
+    reviewer = world.api(world.cast["quinn"])
+    seen = reviewer.get(f"/api/v1/deployments/{glass.json()['id']}").json()["review"]["content_sha256"]
+    review = reviewer.post(
         f"/api/v1/deployments/{glass.json()['id']}/review",
-        {"username": "quinn", "password": PASSWORD, "findings": "Justified: the certificate was the only change."},
+        {
+            "username": "quinn",
+            "password": PASSWORD,
+            "findings": "Justified: the certificate was the only change.",
+            "content_sha256": seen,
+        },
         format="json",
     )
     assert review.status_code == 201, review.json()
@@ -184,7 +193,11 @@ def products(world: World) -> None:
             reason="initial policy",
         )
         cc_services.policy_version_sign(
-            policy_version=version, signer=User.objects.get(username="quentin"), username="quentin", password=PASSWORD
+            policy_version=version,
+            signer=User.objects.get(username="quentin"),
+            username="quentin",
+            password=PASSWORD,
+            seen_sha256=policy_version_sha256(version),
         )
         open_change_request(product=product, requester=world.cast["rory"], answers=MEDIUM_RISK)
 

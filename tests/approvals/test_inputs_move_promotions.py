@@ -15,7 +15,6 @@ from django.test.utils import CaptureQueriesContext
 from approvals import releases, services
 from approvals import status as approval_status
 from approvals.models import Decision, Promotion
-from changecontrol import services as cc_services
 from changecontrol.models import AuditEvent
 from tests.builders import (
     add_evidence,
@@ -27,7 +26,7 @@ from tests.builders import (
     make_build,
     pass_through,
 )
-from tests.conftest import LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request
+from tests.conftest import LOW_RISK, MEDIUM_RISK, open_change_request, sign_change_request
 
 JUNIT_PASSING = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="1" failures="0" errors="0" skipped="0" time="0.1">
@@ -112,9 +111,7 @@ def test_a_change_request_approval_completes_the_promotion_waiting_on_it(
     staging = services.promotion_request(release=release, environment_key="staging", actor=cast["rory"])
     assert staging.state == Promotion.State.AWAITING_APPROVAL  # its change request is not approved yet
     with django_capture_on_commit_callbacks(execute=True):
-        cc_services.change_request_sign(
-            change_request=change, signer=cast["quinn"], username="quinn", password=PASSWORD, meaning="approved"
-        )
+        sign_change_request(change, cast["quinn"])
     staging.refresh_from_db()
     assert staging.state == Promotion.State.APPROVED
     approved = AuditEvent.objects.get(action="promotion.approved", object_human_id=staging.human_id)

@@ -8,8 +8,8 @@ from django.test import Client
 from approvals import releases
 from approvals.models import Release
 from changecontrol.models import AuditEvent
-from tests.builders import sign
-from tests.conftest import PASSWORD
+from tests.builders import promotion_sha256, sign
+from tests.conftest import PASSWORD, dialog_sha256
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +38,17 @@ def test_promotion_page_shows_blocking_gates_first_approvals_and_the_sign_dialog
 
 def test_signing_from_the_page_approves_and_the_manifestation_shows(cast, production_promotion):
     client = client_for(cast["quinn"])
+    action = f"/promotions/{production_promotion.human_id}/sign"
+    seen = dialog_sha256(client.get(f"/promotions/{production_promotion.human_id}").content.decode(), action)
     response = client.post(
-        f"/promotions/{production_promotion.human_id}/sign",
-        {"meaning": "approved", "username": "quinn", "password": PASSWORD, "comment": "looked at everything"},
+        action,
+        {
+            "meaning": "approved",
+            "username": "quinn",
+            "password": PASSWORD,
+            "comment": "looked at everything",
+            "content_sha256": seen,
+        },
         follow=True,
     )
     page = response.content.decode()
@@ -52,7 +60,12 @@ def test_signing_from_the_page_approves_and_the_manifestation_shows(cast, produc
 def test_the_requesters_attempt_is_refused_on_the_page_with_the_rule_named(cast, production_promotion):
     response = client_for(cast["rory"]).post(
         f"/promotions/{production_promotion.human_id}/sign",
-        {"meaning": "approved", "username": "rory", "password": PASSWORD},
+        {
+            "meaning": "approved",
+            "username": "rory",
+            "password": PASSWORD,
+            "content_sha256": promotion_sha256(production_promotion),
+        },
         follow=True,
     )
     assert "Refused by rule sod.requester_cannot_sign" in response.content.decode()

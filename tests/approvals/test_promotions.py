@@ -8,7 +8,7 @@ from approvals import releases, services
 from approvals import status as approval_status
 from approvals.models import Decision, Promotion, Release
 from changecontrol.models import AuditEvent
-from tests.builders import add_tests, make_artifact, make_build, pass_through, sign
+from tests.builders import add_tests, make_artifact, make_build, pass_through, promotion_sha256, sign
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +163,13 @@ def test_production_waits_for_a_quality_signature_then_allows(api, ci_token, pro
 
     response = api(cast["quinn"]).post(
         f"/api/v1/promotions/{production_promotion.human_id}/signatures",
-        {"meaning": "approved", "comment": "evidence reviewed", "username": "quinn", "password": PASSWORD},
+        {
+            "meaning": "approved",
+            "comment": "evidence reviewed",
+            "username": "quinn",
+            "password": PASSWORD,
+            "content_sha256": promotion_sha256(production_promotion),
+        },
         format="json",
     )
     assert response.status_code == 201, response.json()
@@ -208,8 +214,11 @@ def test_new_blocking_evidence_after_approval_turns_the_answer_to_blocked(
 def test_rejection_with_a_reason_ends_the_promotion(api, production_promotion, artifact, ci_token, cast):
     client = api(cast["quinn"])
     url = f"/api/v1/promotions/{production_promotion.human_id}/signatures"
+    seen = client.get(f"/api/v1/promotions/{production_promotion.human_id}").json()["content_sha256"]
     response = client.post(
-        url, {"meaning": "rejected", "comment": "", "username": "quinn", "password": PASSWORD}, format="json"
+        url,
+        {"meaning": "rejected", "comment": "", "username": "quinn", "password": PASSWORD, "content_sha256": seen},
+        format="json",
     )
     assert response.status_code == 400
     response = client.post(
@@ -219,6 +228,7 @@ def test_rejection_with_a_reason_ends_the_promotion(api, production_promotion, a
             "comment": "coverage dropped in the scoring module",
             "username": "quinn",
             "password": PASSWORD,
+            "content_sha256": seen,
         },
         format="json",
     )
@@ -229,7 +239,7 @@ def test_rejection_with_a_reason_ends_the_promotion(api, production_promotion, a
     assert body["decision"] == "blocked"
     assert "coverage dropped" in body["reasons"][0]
     again = api(cast["sasha"]).post(
-        url, {"meaning": "approved", "username": "sasha", "password": PASSWORD}, format="json"
+        url, {"meaning": "approved", "username": "sasha", "password": PASSWORD, "content_sha256": seen}, format="json"
     )
     assert again.status_code in (403, 409)
 
@@ -243,7 +253,12 @@ def test_signing_a_rejected_promotion_is_409_naming_the_state(api, production_pr
     roles.role_grant(actor=None, user=cast["sasha"], product=production_promotion.release.product, role=Role.QUALITY)
     response = api(cast["sasha"]).post(
         f"/api/v1/promotions/{production_promotion.human_id}/signatures",
-        {"meaning": "approved", "username": "sasha", "password": PASSWORD},
+        {
+            "meaning": "approved",
+            "username": "sasha",
+            "password": PASSWORD,
+            "content_sha256": promotion_sha256(production_promotion),
+        },
         format="json",
     )
     assert response.status_code == 409
@@ -253,7 +268,12 @@ def test_signing_a_rejected_promotion_is_409_naming_the_state(api, production_pr
 def test_wrong_password_signs_nothing(api, production_promotion, cast):
     response = api(cast["quinn"]).post(
         f"/api/v1/promotions/{production_promotion.human_id}/signatures",
-        {"meaning": "approved", "username": "quinn", "password": "wrong"},
+        {
+            "meaning": "approved",
+            "username": "quinn",
+            "password": "wrong",
+            "content_sha256": promotion_sha256(production_promotion),
+        },
         format="json",
     )
     assert response.status_code == 403

@@ -9,8 +9,8 @@ from approvals import status as approval_status
 from changecontrol import roles
 from changecontrol.models import AuditEvent, Role
 from runtime import deployments
-from tests.builders import add_full_evidence, make_artifact, make_build, pass_through
-from tests.conftest import HIGH_RISK, PASSWORD, open_change_request
+from tests.builders import add_full_evidence, make_artifact, make_build, pass_through, promotion_sha256
+from tests.conftest import HIGH_RISK, PASSWORD, open_change_request, sign_change_request
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,13 @@ pytestmark = pytest.mark.django_db
 def _sign_api(api, user, promotion, meaning="approved"):
     return api(user).post(
         f"/api/v1/promotions/{promotion.human_id}/signatures",
-        {"meaning": meaning, "comment": "reviewed", "username": user.username, "password": PASSWORD},
+        {
+            "meaning": meaning,
+            "comment": "reviewed",
+            "username": user.username,
+            "password": PASSWORD,
+            "content_sha256": promotion_sha256(promotion),
+        },
         format="json",
     )
 
@@ -44,16 +50,7 @@ def _release_with(
     )
     if change_request.state != "approved":
         for reviewer in ("quinn", "sasha"):
-            from changecontrol import services as cc
-
-            cc.change_request_sign(
-                change_request=change_request,
-                signer=cast[reviewer],
-                username=reviewer,
-                password=PASSWORD,
-                meaning="approved",
-                comment="",
-            )
+            sign_change_request(change_request, cast[reviewer], comment="")
     release = releases.release_create(
         product=product,
         actor=cast["rory"],
@@ -169,7 +166,12 @@ def test_service_accounts_cannot_sign(api, ci_token, product, cast, ci_account, 
     promotion = _release_with(product, cast, ci_account)
     response = api(token=ci_token).post(
         f"/api/v1/promotions/{promotion.human_id}/signatures",
-        {"meaning": "approved", "username": "ci-rsd", "password": PASSWORD},
+        {
+            "meaning": "approved",
+            "username": "ci-rsd",
+            "password": PASSWORD,
+            "content_sha256": promotion_sha256(promotion),
+        },
         format="json",
     )
     assert response.status_code == 403
@@ -180,13 +182,23 @@ def test_a_wrong_password_is_audited_under_the_product_and_the_promotion(api, pr
     quinn = cast["quinn"]
     wrong = api(quinn).post(
         f"/api/v1/promotions/{promotion.human_id}/signatures",
-        {"meaning": "approved", "username": "quinn", "password": "guess"},
+        {
+            "meaning": "approved",
+            "username": "quinn",
+            "password": "guess",
+            "content_sha256": promotion_sha256(promotion),
+        },
         format="json",
     )
     assert wrong.status_code == 403 and wrong.json()["error"] == "reauthentication_failed"
     someone_else = api(quinn).post(
         f"/api/v1/promotions/{promotion.human_id}/signatures",
-        {"meaning": "approved", "username": "sasha", "password": PASSWORD},
+        {
+            "meaning": "approved",
+            "username": "sasha",
+            "password": PASSWORD,
+            "content_sha256": promotion_sha256(promotion),
+        },
         format="json",
     )
     assert someone_else.status_code == 403

@@ -7,7 +7,7 @@ import yaml
 
 from changecontrol.models import AuditEvent, ChangeRequest, Signature
 from common.keys import keyring
-from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request
+from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, change_request_sha256, open_change_request
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +24,15 @@ NEW_CR = {
 }
 
 
-def sign_body(user, password=PASSWORD, meaning="approved", comment="Evidence reviewed."):
-    return {"meaning": meaning, "comment": comment, "username": user.username, "password": password}
+def sign_body(user, change_request, password=PASSWORD, meaning="approved", comment="Evidence reviewed."):
+    """A signing request from a reviewer who has just read the change request (its content_sha256 as GET gives it)."""
+    return {
+        "meaning": meaning,
+        "comment": comment,
+        "username": user.username,
+        "password": password,
+        "content_sha256": change_request_sha256(change_request),
+    }
 
 
 @pytest.fixture
@@ -91,7 +98,9 @@ def test_list_filters_by_state_tier_and_kind(api, product, release_manager):
 
 def test_detail_shows_signatures_with_their_manifestation(api, submitted, quality_reviewer, auditor):
     api(quality_reviewer).post(
-        f"/api/v1/change-requests/{submitted.human_id}/signatures", sign_body(quality_reviewer), format="json"
+        f"/api/v1/change-requests/{submitted.human_id}/signatures",
+        sign_body(quality_reviewer, submitted),
+        format="json",
     )
     body = api(auditor).get(f"/api/v1/change-requests/{submitted.human_id}").json()
     assert body["state"] == "approved"
@@ -128,7 +137,9 @@ def test_submitting_without_plans_is_400_listing_what_is_missing(api, product, r
 
 def test_quality_reviewer_signs_and_the_change_is_approved(api, submitted, quality_reviewer):
     response = api(quality_reviewer).post(
-        f"/api/v1/change-requests/{submitted.human_id}/signatures", sign_body(quality_reviewer), format="json"
+        f"/api/v1/change-requests/{submitted.human_id}/signatures",
+        sign_body(quality_reviewer, submitted),
+        format="json",
     )
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -139,7 +150,7 @@ def test_quality_reviewer_signs_and_the_change_is_approved(api, submitted, quali
 def test_wrong_password_is_403_and_signs_nothing(api, submitted, quality_reviewer):
     response = api(quality_reviewer).post(
         f"/api/v1/change-requests/{submitted.human_id}/signatures",
-        sign_body(quality_reviewer, password="guess"),
+        sign_body(quality_reviewer, submitted, password="guess"),
         format="json",
     )
     assert response.status_code == 403
@@ -151,7 +162,7 @@ def test_wrong_password_is_403_and_signs_nothing(api, submitted, quality_reviewe
 
 
 def test_someone_elses_username_is_403(api, submitted, quality_reviewer, security_reviewer):
-    body = {**sign_body(quality_reviewer), "username": security_reviewer.username}
+    body = {**sign_body(quality_reviewer, submitted), "username": security_reviewer.username}
     response = api(quality_reviewer).post(
         f"/api/v1/change-requests/{submitted.human_id}/signatures", body, format="json"
     )
@@ -161,7 +172,7 @@ def test_someone_elses_username_is_403(api, submitted, quality_reviewer, securit
 
 def test_requesters_own_signature_is_403_naming_the_rule(api, submitted, release_manager):
     response = api(release_manager).post(
-        f"/api/v1/change-requests/{submitted.human_id}/signatures", sign_body(release_manager), format="json"
+        f"/api/v1/change-requests/{submitted.human_id}/signatures", sign_body(release_manager, submitted), format="json"
     )
     assert response.status_code == 403
     body = response.json()
@@ -175,7 +186,7 @@ def test_requesters_own_signature_is_403_naming_the_rule(api, submitted, release
 def test_signing_an_approved_change_is_409(api, product, release_manager, quality_reviewer):
     approved = open_change_request(product=product, requester=release_manager, answers=LOW_RISK)
     response = api(quality_reviewer).post(
-        f"/api/v1/change-requests/{approved.human_id}/signatures", sign_body(quality_reviewer), format="json"
+        f"/api/v1/change-requests/{approved.human_id}/signatures", sign_body(quality_reviewer, approved), format="json"
     )
     assert response.status_code == 409 and "is approved, not submitted" in response.json()["detail"]
 
@@ -183,7 +194,7 @@ def test_signing_an_approved_change_is_409(api, product, release_manager, qualit
 def test_a_bad_meaning_is_400(api, submitted, quality_reviewer):
     response = api(quality_reviewer).post(
         f"/api/v1/change-requests/{submitted.human_id}/signatures",
-        sign_body(quality_reviewer, meaning="released"),
+        sign_body(quality_reviewer, submitted, meaning="released"),
         format="json",
     )
     assert response.status_code == 400 and response.json()["error"] == "invalid_input"

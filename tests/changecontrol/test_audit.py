@@ -12,20 +12,13 @@ from changecontrol import audit, roles, services, verification
 from changecontrol.models import AuditCheckpoint, AuditEvent, checkpoint_statement
 from common.keys import keyring
 from common.signing import Keyring, generate_private_key_pem
-from tests.conftest import HIGH_RISK, LOW_RISK, PASSWORD, open_change_request
+from tests.conftest import HIGH_RISK, LOW_RISK, open_change_request, sign_change_request
 
 pytestmark = pytest.mark.django_db
 
 
 def sign(change_request, signer, meaning="approved", comment="Evidence reviewed."):
-    return services.change_request_sign(
-        change_request=change_request,
-        signer=signer,
-        username=signer.username,
-        password=PASSWORD,
-        meaning=meaning,
-        comment=comment,
-    )
+    return sign_change_request(change_request, signer, meaning=meaning, comment=comment)
 
 
 @pytest.fixture
@@ -41,9 +34,7 @@ def busy_trail(product, cast):
     with pytest.raises(Exception):  # noqa: B017 - the refusal's type is tested elsewhere; here only its event
         sign(open_change_request(product=product, requester=rory), rory)
     with pytest.raises(Exception):  # noqa: B017
-        services.change_request_sign(
-            change_request=high, signer=quinn, username="quinn", password="wrong", meaning="approved"
-        )
+        sign_change_request(high, quinn, password="wrong")
     roles.role_revoke(actor=None, user=cast["sam"], product=product, role="sre", reason="moved team")
     return high
 

@@ -8,18 +8,11 @@ from django.db import connection
 from changecontrol import services
 from changecontrol.models import AuditEvent, ChangeRequest, Signature
 from common.errors import InvalidState, ReauthenticationFailed, SeparationOfDutiesViolation, ValidationFailed
-from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request
+from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request, sign_change_request
 
 
 def sign(change_request, signer, meaning="approved", password=PASSWORD, comment="Reviewed the evidence."):
-    return services.change_request_sign(
-        change_request=change_request,
-        signer=signer,
-        username=signer.username,
-        password=password,
-        meaning=meaning,
-        comment=comment,
-    )
+    return sign_change_request(change_request, signer, meaning=meaning, password=password, comment=comment)
 
 
 def test_tier_is_computed_from_the_policy_answers(product, release_manager):

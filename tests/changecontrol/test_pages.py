@@ -7,7 +7,19 @@ from django.test import Client
 
 from changecontrol import roles, services
 from changecontrol.models import AuditEvent, ChangeRequest, Signature, User
-from tests.conftest import HIGH_RISK, LOW_RISK, MEDIUM_RISK, PASSWORD, open_change_request
+from tests.conftest import (
+    HIGH_RISK,
+    LOW_RISK,
+    MEDIUM_RISK,
+    PASSWORD,
+    change_request_sha256,
+    dialog_sha256,
+    open_change_request,
+    sign_change_request,
+)
+
+# The content_sha256 the signing dialog carries: what the reviewer was shown.
+shown = change_request_sha256
 
 
 def browser_for(user: User | None = None) -> Client:
@@ -242,9 +254,7 @@ def test_missing_title_and_bad_choice_are_form_errors(product, release_manager):
 
 
 def test_editing_answers_reclassifies_and_resets_an_approval(submitted, release_manager, quality_reviewer):
-    services.change_request_sign(
-        change_request=submitted, signer=quality_reviewer, username="quinn", password=PASSWORD, meaning="approved"
-    )
+    sign_change_request(submitted, quality_reviewer)
     submitted.refresh_from_db()
     assert submitted.state == "approved"
     client = browser_for(release_manager)
@@ -317,7 +327,7 @@ def test_detail_offers_the_signing_dialog_with_the_meaning_statement_to_an_eligi
     text = page_text(response)
     assert response.context["actions"]["sign"]
     assert '<dialog class="sign-dialog"' in text
-    statement = response.context["sign_statements"][0]["statement"]
+    statement = response.context["sign"]["statements"][0]["statement"]
     assert statement.startswith(f"By signing I approve {submitted.human_id} “{submitted.title}” (content version ")
     assert statement.endswith("This is the legally binding equivalent of my handwritten signature (21 CFR Part 11).")
 
@@ -329,9 +339,17 @@ def test_security_reviewer_is_not_offered_a_medium_tier_signature(submitted, sec
 
 def test_quality_reviewer_signs_and_the_manifestation_shows(submitted, quality_reviewer):
     client = browser_for(quality_reviewer)
+    action = f"/change-requests/{submitted.human_id}/sign"
+    seen = dialog_sha256(page_text(client.get(f"/change-requests/{submitted.human_id}")), action)
     response = client.post(
-        f"/change-requests/{submitted.human_id}/sign",
-        {"meaning": "approved", "username": "quinn", "password": PASSWORD, "comment": "Replay results reviewed."},
+        action,
+        {
+            "meaning": "approved",
+            "username": "quinn",
+            "password": PASSWORD,
+            "comment": "Replay results reviewed.",
+            "content_sha256": seen,
+        },
         follow=True,
     )
     signature = Signature.objects.get(signer=quality_reviewer)
@@ -348,7 +366,7 @@ def test_requester_signing_own_change_is_refused_with_the_rule_named(submitted, 
     roles.role_grant(actor=admin_user, user=release_manager, product=product, role="quality")
     response = browser_for(release_manager).post(
         f"/change-requests/{submitted.human_id}/sign",
-        {"meaning": "approved", "username": "rory", "password": PASSWORD},
+        {"meaning": "approved", "username": "rory", "password": PASSWORD, "content_sha256": shown(submitted)},
         follow=True,
     )
     assert flashed(response) == [
@@ -360,7 +378,7 @@ def test_requester_signing_own_change_is_refused_with_the_rule_named(submitted, 
 def test_wrong_password_signs_nothing_and_says_so(submitted, quality_reviewer):
     response = browser_for(quality_reviewer).post(
         f"/change-requests/{submitted.human_id}/sign",
-        {"meaning": "approved", "username": "quinn", "password": "wrong password!"},
+        {"meaning": "approved", "username": "quinn", "password": "wrong password!", "content_sha256": shown(submitted)},
         follow=True,
     )
     assert flashed(response) == ["The password is not correct; nothing was signed."]
@@ -371,7 +389,7 @@ def test_wrong_password_signs_nothing_and_says_so(submitted, quality_reviewer):
 def test_signing_with_someone_elses_username_is_refused(submitted, quality_reviewer):
     response = browser_for(quality_reviewer).post(
         f"/change-requests/{submitted.human_id}/sign",
-        {"meaning": "approved", "username": "sasha", "password": PASSWORD},
+        {"meaning": "approved", "username": "sasha", "password": PASSWORD, "content_sha256": shown(submitted)},
         follow=True,
     )
     assert "username given is not the signed-in user's" in flashed(response)[0]

@@ -45,8 +45,13 @@ def propose(api, user, source=POLICY_V2, reason="Shorter approval window after t
 
 
 def sign(api, user, version=2, *, username=None, password=PASSWORD, comment="Reviewed against SOP-QA-012"):
+    """Read the version as an API client does, then sign the content_sha256 it answered."""
+    client = api(user)
+    read = client.get(f"{VERSIONS}/{version}")
     body = {"username": username or user.username, "password": password, "comment": comment}
-    return api(user).post(signatures_url(version), body, format="json")
+    if read.status_code == 200:
+        body["content_sha256"] = read.json()["content_sha256"]
+    return client.post(signatures_url(version), body, format="json")
 
 
 def personal_token(product, user, admin_user, scopes=("changes:write",)) -> str:
@@ -208,9 +213,17 @@ def test_a_personal_token_needs_the_changes_write_scope(api, cast, product, admi
     unscoped = personal_token(product, cast["quinn"], admin_user, scopes=("status:read",))
     response = api(token=unscoped).post(signatures_url(2), {"username": "quinn", "password": PASSWORD}, format="json")
     assert response.status_code == 403 and response.json()["required_scope"] == "changes:write"
-    signing = personal_token(product, cast["quinn"], admin_user)
-    response = api(token=signing).post(signatures_url(2), {"username": "quinn", "password": PASSWORD}, format="json")
+    signing = api(token=personal_token(product, cast["quinn"], admin_user))
+    # Without the content_sha256 of what was read, nothing is signed: 400 naming the field and where to read it.
+    blind = signing.post(signatures_url(2), {"username": "quinn", "password": PASSWORD}, format="json")
+    assert blind.status_code == 400 and "content_sha256" in blind.json()["fields"]
+    assert f"GET {VERSIONS}/2" in blind.json()["detail"]
+    seen = signing.get(f"{VERSIONS}/2").json()["content_sha256"]
+    response = signing.post(
+        signatures_url(2), {"username": "quinn", "password": PASSWORD, "content_sha256": seen}, format="json"
+    )
     assert response.status_code == 201, response.json()
+    assert response.json()["content_sha256"] == seen
 
 
 def test_outsiders_and_other_products_tokens_get_404(api, cast, product, other_product_token):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from changecontrol import services
+from changecontrol import selectors, services
 from changecontrol.models import AuditEvent, PolicyVersion
 from changecontrol.policy import DEFAULT_POLICY_YAML
 from common.canonical import canonical_sha256
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, dialog_sha256, policy_version_sha256
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +31,16 @@ def proposed(cast, product) -> PolicyVersion:
 
 
 def sign(client, version=2, *, username="quinn", password=PASSWORD, comment="Reviewed against SOP-QA-012"):
+    """Post the dialog as the page would: with the content_sha256 of the version as the page showed it."""
     return client.post(
         f"/products/rsd/policy/{version}/sign",
-        {"meaning": "approved", "username": username, "password": password, "comment": comment},
+        {
+            "meaning": "approved",
+            "username": username,
+            "password": password,
+            "comment": comment,
+            "content_sha256": policy_version_sha256(PolicyVersion.objects.get(product__key="rsd", version=version)),
+        },
         follow=True,
     )
 
@@ -48,8 +55,9 @@ def test_a_quality_reviewer_sees_the_sign_dialog_with_its_meaning(cast, proposed
         "By signing I approve policy v2 of Risk Score Dashboard (rsd) as the rules its changes and releases are "
         "judged by from now on" in page
     )
-    digest = canonical_sha256(services.policy_version_signed_content(proposed))
+    digest = canonical_sha256(selectors.policy_version_signing_content(proposed))
     assert f"content sha256 {digest[:12]}" in page
+    assert dialog_sha256(page, "/products/rsd/policy/2/sign") == digest == policy_version_sha256(proposed)
     assert "21 CFR Part 11" in page
     assert "/products/rsd/policy/diff?a=1&amp;b=2" in page
     assert proposed.sha256 in page

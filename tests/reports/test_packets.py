@@ -14,7 +14,6 @@ from pypdf import PdfReader
 
 from approvals import releases
 from approvals import services as approval_services
-from changecontrol import services as cc_services
 from changecontrol.policy import DEFAULT_POLICY_YAML
 from common.keys import keyring
 from custody_cli.bundle import (
@@ -31,8 +30,9 @@ from reports.packets import NO_JUSTIFICATION, packet_context, render_packet_pdf
 from runtime import deployments as runtime
 from runtime.drift import snapshot_record
 from runtime.models import BreakGlassReview, Deployment
-from tests.builders import activate_policy, rewrite_sealed
-from tests.conftest import MEDIUM_RISK, PASSWORD, open_change_request
+from tests.builders import activate_policy, rewrite_sealed, sign
+from tests.conftest import MEDIUM_RISK, open_change_request, sign_change_request
+from tests.runtime.helpers import sign_review
 from tests.samples import sample_bytes
 
 JUNIT = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -62,14 +62,7 @@ def release(product, cast, artifact, upload):
     assert upload(artifact.digest, "junit", JUNIT, name="junit.xml").status_code == 202
     assert upload(artifact.digest, "cyclonedx", sample_bytes(SBOM_SAMPLE), name="sbom.cdx.json").status_code == 202
     change_request = open_change_request(product=product, requester=cast["rory"], answers=MEDIUM_RISK)
-    cc_services.change_request_sign(
-        change_request=change_request,
-        signer=cast["quinn"],
-        username="quinn",
-        password=PASSWORD,
-        meaning="approved",
-        comment="Replay results reviewed with the clinical panel.",
-    )
+    sign_change_request(change_request, cast["quinn"], comment="Replay results reviewed with the clinical panel.")
     release = releases.release_create(
         product=product,
         actor=cast["rory"],
@@ -183,14 +176,10 @@ def test_packet_prints_the_approvers_comment_as_the_justification_of_an_accepted
         product=product, actor=cast["rory"], version="7.2.4", artifact_digests=[artifact.digest]
     )
     promotion = approval_services.promotion_request(release=release, environment_key="integration", actor=cast["rory"])
-    approval_services.promotion_sign(
-        promotion=promotion,
-        signer=cast["quinn"],
-        username="quinn",
-        password=PASSWORD,
-        meaning="approved",
+    sign(
+        promotion,
+        cast["quinn"],
         comment="Missing-vitals failure is a known fixture defect, tracked in CR-9; scoring unaffected.",
-        role="",
     )
     promotion.refresh_from_db()
     assert promotion.state == "approved"
@@ -217,15 +206,7 @@ def test_an_approval_without_a_comment_is_shown_as_no_justification_recorded(pro
         product=product, actor=cast["rory"], version="7.2.4", artifact_digests=[artifact.digest]
     )
     promotion = approval_services.promotion_request(release=release, environment_key="integration", actor=cast["rory"])
-    approval_services.promotion_sign(
-        promotion=promotion,
-        signer=cast["quinn"],
-        username="quinn",
-        password=PASSWORD,
-        meaning="approved",
-        comment="",
-        role="",
-    )
+    sign(promotion, cast["quinn"], comment="")
     text = pdf_text(render_packet_pdf(release))
     assert f"{NO_JUSTIFICATION}: the approving signature(s) of Quinn Quality carry no comment" in text
 
@@ -309,13 +290,7 @@ def test_packet_lists_deployments_rollbacks_and_break_glass_with_their_reviews(r
         kind=Deployment.Kind.BREAK_GLASS,
         justification="Scores stopped rendering for every ward at 02:10; the hotfix could not wait for staging.",
     )
-    runtime.break_glass_review_sign(
-        review=reviewed.review,
-        signer=cast["quinn"],
-        username="quinn",
-        password=PASSWORD,
-        findings="Hotfix was correct; a regression test was added under CR-12.",
-    )
+    sign_review(reviewed.review, cast["quinn"], findings="Hotfix was correct; a regression test was added under CR-12.")
     overdue = runtime.deployment_record(
         artifact=artifact,
         environment=production,

@@ -109,11 +109,13 @@ def test_the_policy_names_who_may_break_glass(api, cast, release, product):
 
 
 def review(api, user, dep, password=PASSWORD, findings="Justified: the certificate fix was the only change."):
-    return api(user).post(
-        f"/api/v1/deployments/{dep}/review",
-        {"username": user.username, "password": password, "findings": findings},
-        format="json",
-    )
+    """Read the deployment as an API client does, then sign its review with the review's content_sha256."""
+    client = api(user)
+    body = {"username": user.username, "password": password, "findings": findings}
+    review_read = client.get(f"/api/v1/deployments/{dep}").json()["review"]
+    if review_read is not None:  # a normal deployment has no review, so nothing to read
+        body["content_sha256"] = review_read["content_sha256"]
+    return client.post(f"/api/v1/deployments/{dep}/review", body, format="json")
 
 
 def test_quality_reviewer_signs_the_retrospective_review(api, cast, release):

@@ -11,7 +11,7 @@ from django.utils import timezone
 from changecontrol.models import Signature
 from runtime.models import BreakGlassReview, Deployment
 from tests.builders import rewrite_sealed
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, dialog_sha256
 from tests.runtime.helpers import approved_for_production, deploy
 
 pytestmark = pytest.mark.django_db
@@ -106,9 +106,16 @@ def test_break_glass_list_shows_overdue_and_quality_reviewer_signs_from_it(relea
     html = page(cast["quinn"]).get("/break-glass/").content.decode()
     assert 'data-testid="review-overdue"' in html and "Review…" in html
     assert "Review…" not in page(cast["audrey"]).get("/break-glass/").content.decode()
+    action = f"/deployments/{deployment.human_id}/review"
     response = page(cast["quinn"]).post(
-        f"/deployments/{deployment.human_id}/review",
-        {"meaning": "retrospective_reviewed", "username": "quinn", "password": PASSWORD, "comment": "Justified."},
+        action,
+        {
+            "meaning": "retrospective_reviewed",
+            "username": "quinn",
+            "password": PASSWORD,
+            "comment": "Justified.",
+            "content_sha256": dialog_sha256(html, action),
+        },
         follow=True,
     )
     assert "Signed:" in response.content.decode()

@@ -249,17 +249,40 @@ def open_change_request(api, person, answers, *, submit=True, **fields) -> dict:
     return change_request
 
 
+def content_sha256_of(client, record_path: str) -> str:
+    """What a reviewer reads before signing: the record's GET answer, and the content_sha256 it carries."""
+    response = client.get(record_path)
+    assert response.status_code == 200, response.content[:500]
+    return response.json()["content_sha256"]
+
+
 def sign_change_request(api, person, change_request_id, *, password=PASSWORD, meaning="approved"):
-    return api(person).post(
+    client = api(person)
+    seen = content_sha256_of(client, f"/api/v1/change-requests/{change_request_id}")
+    return client.post(
         f"/api/v1/change-requests/{change_request_id}/signatures",
-        {"meaning": meaning, "comment": "Reviewed the plan.", "username": person.username, "password": password},
+        {
+            "meaning": meaning,
+            "comment": "Reviewed the plan.",
+            "username": person.username,
+            "password": password,
+            "content_sha256": seen,
+        },
         format="json",
     )
 
 
 def sign_promotion(api, person, promotion_id, *, password=PASSWORD, meaning="approved", comment="Evidence reviewed."):
-    return api(person).post(
+    client = api(person)
+    seen = content_sha256_of(client, f"/api/v1/promotions/{promotion_id}")
+    return client.post(
         f"/api/v1/promotions/{promotion_id}/signatures",
-        {"meaning": meaning, "comment": comment, "username": person.username, "password": password},
+        {
+            "meaning": meaning,
+            "comment": comment,
+            "username": person.username,
+            "password": password,
+            "content_sha256": seen,
+        },
         format="json",
     )

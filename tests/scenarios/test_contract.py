@@ -26,6 +26,7 @@ from tests.samples import sample_bytes
 from tests.scenarios.driver import (
     BUILDER_ID,
     assert_error,
+    content_sha256_of,
     digest_of,
     dsse_envelope,
     junit_passing,
@@ -985,7 +986,19 @@ SECTION_7_REQUEST_FIELDS = [
     ("post", "/api/v1/products/{product}/artifacts", {"name", "digest", "build", "kind", "uri"}, set()),
     ("post", "/api/v1/products/{product}/releases", {"version", "artifacts", "change_requests"}, {"notes"}),
     ("post", "/api/v1/releases/{product}/{version}/promotions", {"environment"}, set()),
-    ("post", "/api/v1/promotions/{id}/signatures", {"meaning", "comment", "username", "password"}, {"role"}),
+    # content_sha256 (wave 2): the hash of the record the signer saw.
+    (
+        "post",
+        "/api/v1/change-requests/{id}/signatures",
+        {"meaning", "comment", "username", "password", "content_sha256"},
+        {"role"},
+    ),
+    (
+        "post",
+        "/api/v1/promotions/{id}/signatures",
+        {"meaning", "comment", "username", "password", "content_sha256"},
+        {"role"},
+    ),
     # `product` names the product of a digest no build registered (deployments are always recorded).
     (
         "post",
@@ -1164,7 +1177,13 @@ def test_change_request_open_submit_and_sign_with_reauthentication(api, cast, ci
     # A signature whose username is someone else's signs nothing.
     impostor = api(cast["paula"]).post(
         f"/api/v1/change-requests/{change_request['id']}/signatures",
-        {"meaning": "approved", "comment": "", "username": "quinn", "password": PASSWORD},
+        {
+            "meaning": "approved",
+            "comment": "",
+            "username": "quinn",
+            "password": PASSWORD,
+            "content_sha256": content_sha256_of(api(cast["paula"]), f"/api/v1/change-requests/{change_request['id']}"),
+        },
         format="json",
     )
     assert_error(impostor, 403)

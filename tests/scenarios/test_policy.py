@@ -24,7 +24,7 @@ from approvals.models import Decision
 from changecontrol import services
 from changecontrol.models import PolicyVersion
 from changecontrol.policy import DEFAULT_POLICY_YAML
-from tests.conftest import LOW_RISK, MEDIUM_RISK, PASSWORD
+from tests.conftest import LOW_RISK, MEDIUM_RISK, PASSWORD, dialog_sha256, policy_version_sha256
 from tests.samples import sample_bytes
 from tests.scenarios.driver import (
     Pipeline,
@@ -200,11 +200,21 @@ def load_policy(path, *, author="rory", reason="Tighten production gates after t
 def sign_policy(version: PolicyVersion, signer, ci: Pipeline | None = None) -> None:
     """A quality reviewer signs a proposed version (Part 11 re-authentication), which activates it; with `ci`, the
     transaction commits as in production, so the open promotions it touches are judged again under the new rules."""
+
+    def activate():
+        services.policy_version_sign(
+            policy_version=version,
+            signer=signer,
+            username=signer.username,
+            password=PASSWORD,
+            seen_sha256=policy_version_sha256(version),
+        )
+
     if ci is None:
-        services.policy_version_sign(policy_version=version, signer=signer, username=signer.username, password=PASSWORD)
+        activate()
         return
     with ci.capture(execute=True):
-        services.policy_version_sign(policy_version=version, signer=signer, username=signer.username, password=PASSWORD)
+        activate()
 
 
 def latest_policy(product) -> PolicyVersion:
@@ -276,7 +286,14 @@ def test_a_quality_reviewer_can_sign_a_proposed_policy_in_the_browser(client, ca
     assert 'type="password"' in html
 
     signed = client.post(
-        "/products/rsd/policy/2/sign", {"username": "quinn", "password": PASSWORD, "comment": "Reviewed"}, follow=True
+        "/products/rsd/policy/2/sign",
+        {
+            "username": "quinn",
+            "password": PASSWORD,
+            "comment": "Reviewed",
+            "content_sha256": dialog_sha256(html, "/products/rsd/policy/2/sign"),
+        },
+        follow=True,
     )
     assert "rsd policy v2 is now the active policy" in signed.content.decode()
     assert services.active_policy(product).version == 2

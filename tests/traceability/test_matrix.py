@@ -133,9 +133,15 @@ def test_gap_severities_come_from_the_policy(product, author, chain, quality_rev
     source = source.replace("    failed: error", "    failed: ignored", 1)
     assert source != DEFAULT_POLICY_YAML
     version = services.policy_version_propose(product=product, author=author, source=source, reason="soften trace gaps")
-    from tests.conftest import PASSWORD
+    from tests.conftest import PASSWORD, policy_version_sha256
 
-    services.policy_version_sign(policy_version=version, signer=quality_reviewer, username="quinn", password=PASSWORD)
+    services.policy_version_sign(
+        policy_version=version,
+        signer=quality_reviewer,
+        username="quinn",
+        password=PASSWORD,
+        seen_sha256=policy_version_sha256(version),
+    )
     results(artifact(product, author), author, [("test_amber", "failed", ["REQ-002"])])
     rows = rows_by_id(trace.trace_matrix(product=product))
     assert rows["REQ-003"]["severity"] == "warning"

@@ -51,5 +51,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"It takes effect only when a quality reviewer of {product.key} other than {author.username} signs it:"
             f" the Sign to activate button on /products/{product.key}/policy, or"
-            f" POST /api/v1/products/{product.key}/policy-versions/{version.version}/signatures."
+            f" POST /api/v1/products/{product.key}/policy-versions/{version.version}/signatures with the"
+            f" content_sha256 that GET /api/v1/products/{product.key}/policy-versions/{version.version} answers."
         )
