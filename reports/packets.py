@@ -121,6 +121,8 @@ def _open_drift(release):
 
 def release_state_sha256(release) -> str:
     """A fingerprint of everything a packet shows that can still change; equal fingerprints, equal packets."""
+    from approvals.models import Decision
+    from changecontrol.services import active_policy
     from evidence.models import Evidence
 
     change_requests, promotions = _release_objects(release)
@@ -140,9 +142,6 @@ def release_state_sha256(release) -> str:
         .values_list("pk", flat=True)
         .first()
     )
-    from approvals.models import Decision
-    from changecontrol.services import active_policy
-
     policy = active_policy(release.product)
     facts = {
         "release": release.pk,

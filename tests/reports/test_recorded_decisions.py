@@ -13,7 +13,7 @@ import pytest
 from approvals import services
 from approvals import status as approval_status
 from approvals.models import Decision
-from reports.packets import packet_context, render_packet_html, render_packet_pdf
+from reports.packets import packet_context, release_state_sha256, render_packet_html, render_packet_pdf
 from reports.release_notes import release_notes_context, render_release_notes_markdown
 from tests.approvals.conftest import _fresh_cache  # noqa: F401 - autouse: status answers are cached by inputs
 from tests.builders import activate_policy, pass_through, sign
@@ -161,6 +161,14 @@ def test_a_rejected_promotion_prints_the_decision_its_rejection_recorded(product
     assert record["recorded"]["decision"] == "blocked"
     assert any("was rejected: The scoring change lacks clinical sign-off." in r for r in record["recorded"]["reasons"])
     assert record["basis"].startswith("recorded when it was rejected")
+
+
+def test_a_kept_packet_is_rendered_again_once_another_policy_is_in_force(shipped, product):
+    # Its "evaluated again today" section depends on the policy in force, which no event of the release records.
+    release, _, _ = shipped
+    before = release_state_sha256(release)
+    activate_policy(product, STRICTER_POLICY, reason="coverage now required before production")
+    assert release_state_sha256(release) != before
 
 
 # ---------------------------------------------------------------- the release notes
