@@ -91,19 +91,46 @@ def _signature_json(signature: Signature) -> dict[str, Any]:
         "comment": signature.comment,
         "content": signature.content,
         "content_sha256": signature.content_sha256,
-        "policy_version": signature.policy_version_id,
+        # The version number and digest of the policy the signer signed under, as decisions.json names policies.
+        "policy_version": signature.policy_version.version if signature.policy_version_id else None,
+        "policy_sha256": signature.policy_version.sha256 if signature.policy_version_id else None,
         "expires_at": _utc_iso(signature.expires_at),
         "invalidated_at": _utc_iso(signature.invalidated_at),
         "invalidated_reason": signature.invalidated_reason,
     }
 
 
+def _decision_json(decision) -> dict[str, Any]:
+    policy = decision.policy_version
+    return {
+        "id": decision.human_id,
+        "artifact": decision.artifact.digest,
+        "environment": decision.environment.key,
+        "promotion": decision.promotion.human_id if decision.promotion_id else None,
+        "decision": decision.decision,
+        "gates": decision.gates,
+        "approvals": decision.approvals,
+        "reasons": decision.reasons,
+        "policy": policy.document.name if policy else None,
+        "policy_version": policy.version if policy else None,
+        # The digest of the exact policy text the decision was evaluated under (PolicyVersion.sha256).
+        "policy_sha256": policy.sha256 if policy else None,
+        "inputs_sha256": decision.inputs_sha256,
+        "answer_sha256": decision.answer_sha256,
+        "evaluated_at": _utc_iso(decision.evaluated_at),
+    }
+
+
 def _exports(release) -> dict[str, bytes]:
-    from approvals.models import Decision, Promotion
+    from approvals.models import Promotion
     from changecontrol.models import ChangeRequest
-    from reports.packets import _deployments
+    from reports.decisions import promotion_records, release_decision_rows
+    from reports.packets import _deployments, _release_deployments
 
     change_requests, promotions = _release_objects(release)
+    deployments = list(_release_deployments(release))
+    # The decision that counted for each promotion, as the packet prints it (decisions.json holds them all).
+    counted = {r["id"]: r for r in promotion_records(promotions, deployments)}
     release_json = {
         "product": release.product.key,
         "version": release.version,
@@ -131,6 +158,9 @@ def _exports(release) -> dict[str, bytes]:
                 "decided_at": _utc_iso(p.decided_at),
                 "deployed_at": _utc_iso(p.deployed_at),
                 "rejection_reason": p.rejection_reason,
+                "recorded_decision": (counted[p.human_id]["recorded"] or {}).get("id"),
+                "recorded_decision_ids": (counted[p.human_id]["recorded"] or {}).get("ids", []),
+                "recorded_decision_basis": counted[p.human_id]["basis"],
             }
             for p in promotions
         ],
@@ -161,32 +191,17 @@ def _exports(release) -> dict[str, bytes]:
     signatures = Signature.objects.filter(
         subject_type=record_type(ChangeRequest), subject_id__in=[cr.pk for cr in change_requests]
     ) | Signature.objects.filter(subject_type=record_type(Promotion), subject_id__in=[p.pk for p in promotions])
-    approvals_json = [_signature_json(s) for s in signatures.select_related("signer").order_by("signed_at", "pk")]
-    decisions_json = [
-        {
-            "id": d.human_id,
-            "artifact": d.artifact.digest,
-            "environment": d.environment.key,
-            "promotion": d.promotion.human_id if d.promotion_id else None,
-            "decision": d.decision,
-            "gates": d.gates,
-            "approvals": d.approvals,
-            "reasons": d.reasons,
-            "policy_version": d.policy_version.version if d.policy_version_id else None,
-            "inputs_sha256": d.inputs_sha256,
-            "answer_sha256": d.answer_sha256,
-            "evaluated_at": _utc_iso(d.evaluated_at),
-        }
-        for d in Decision.objects.filter(artifact__releases=release)
-        .select_related("artifact", "environment", "promotion", "policy_version")
-        .order_by("pk")
+    approvals_json = [
+        _signature_json(s) for s in signatures.select_related("signer", "policy_version").order_by("signed_at", "pk")
     ]
+    decisions_json = [_decision_json(d) for d in release_decision_rows(release)]
     deployments_json = {
         "note": (
             "Every deployment of this release or of its artifacts, oldest first: normal, rollback and break-glass, "
-            "whether it was authorised, and each break-glass deployment's retrospective review."
+            "whether it was authorised, the recorded decision it acted on (`decision`, an id in decisions.json), "
+            "and each break-glass deployment's retrospective review."
         ),
-        "deployments": _deployments(release),
+        "deployments": _deployments(release, deployments),
     }
     events = list(release_audit_events(release, change_requests=change_requests, promotions=promotions))
     checkpoint = None
@@ -333,6 +348,14 @@ file exactly as received; its sha256 is in its name), `evidence-index.json`, and
 prints totals per suite and the failures), `trace-baseline.json` (the release's scope and its matrix when it froze),
 `audit-events.json` (each event with its hash and previous_hash, and
 the latest signed audit checkpoint at or after the last event).
+
+`decisions.json` is what was decided: every decision Custody recorded for this release's promotions and digests
+(DEC-n), each with its outcome, gates, approvals and reasons, the policy version it was evaluated under and that
+version's sha256 (`policy_sha256`), the sha256 of its inputs and of its answer, and when it was evaluated.
+`release.json` names, per promotion, the decision that counted (`recorded_decision`, and why that one), and
+`deployments.json` the decision each deployment acted on. The packet prints these recorded decisions, never a
+re-evaluation. `decisions.json` is listed in the signed manifest like every other file: a decision changed after
+signing — an outcome, a gate, a policy digest — makes `custody verify-bundle` exit 1 naming `decisions.json`.
 """
 
 

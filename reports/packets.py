@@ -1,8 +1,10 @@
 """The PDF release packet (issue 7, item 1): everything an auditor needs about one release, on paper.
 
 `packet_context` is the one place that gathers the facts, with a bounded number of queries whatever the size
-of the release (one query per kind of fact, plus one live gate evaluation per promotion); the template only
-lays them out. `release_state_sha256` says whether a kept rendering still describes the release as it is.
+of the release (one query per kind of fact); the template only lays them out. Gates, approvals and reasons are
+printed from the decisions recorded at the time (`reports.decisions`), never from a fresh evaluation; today's
+evaluation (one per promotion) appears only in its own section, where it differs from the record.
+`release_state_sha256` says whether a kept rendering still describes the release as it is.
 
 The packet prints what an auditor reads; the bundle carries everything. So tests are printed as totals per
 suite plus every failure, never as 10,000 rows (the bundle's `test-results.json` has each result), and the
@@ -12,7 +14,7 @@ trace baseline names each requirement's failing tests but counts its passing one
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,8 @@ def _open_drift(release):
 
 def release_state_sha256(release) -> str:
     """A fingerprint of everything a packet shows that can still change; equal fingerprints, equal packets."""
+    from approvals.models import Decision
+    from changecontrol.services import active_policy
     from evidence.models import Evidence
 
     change_requests, promotions = _release_objects(release)
@@ -138,6 +142,7 @@ def release_state_sha256(release) -> str:
         .values_list("pk", flat=True)
         .first()
     )
+    policy = active_policy(release.product)
     facts = {
         "release": release.pk,
         "manifest_sha256": release.manifest_sha256,
@@ -149,39 +154,14 @@ def release_state_sha256(release) -> str:
         # Drift opens and resolves without an audit event of the release: it is fingerprinted on its own.
         "open_drift": list(_open_drift(release).values_list("pk", flat=True)),
         "last_audit_event": last_event,
+        # Decisions are stored without an audit event of the release, and the "evaluated again today" section
+        # depends on the policy in force: both are fingerprinted on their own.
+        "decisions": list(
+            Decision.objects.filter(promotion__release=release).order_by("pk").values_list("pk", flat=True)
+        ),
+        "active_policy": policy.pk if policy else None,
     }
     return canonical_sha256(facts)
-
-
-def _gate_results(promotions) -> list[dict[str, Any]]:
-    """Each promotion's gates as the active policy judges them now, blocking first, failures first within."""
-    from approvals.status import promotion_status
-
-    results = []
-    order = {"fail": 0, "missing": 1, "pass": 2}
-    for promotion in promotions:
-        try:
-            status = promotion_status(promotion)
-        except Exception as error:  # noqa: BLE001 - a packet must render even when a policy no longer does
-            results.append(
-                {"promotion": promotion, "decision": "unknown", "gates": [], "error": str(error), "reasons": []}
-            )
-            continue
-        gates = sorted(
-            status["gates"], key=lambda g: (not g.get("blocking"), order.get(g.get("status"), 3), g.get("id", ""))
-        )
-        results.append(
-            {
-                "promotion": promotion,
-                "decision": status["decision"],
-                "policy": status["policy"],
-                "gates": gates,
-                "approvals": status["approvals"],
-                "reasons": status["reasons"],
-                "evaluated_at": _utc(datetime.fromisoformat(status["evaluated_at"])),
-            }
-        )
-    return results
 
 
 def _trace_tests_text(tests: list[dict]) -> str:
@@ -269,6 +249,8 @@ def _deployment_row(deployment, *, now) -> dict[str, Any]:
         "authorised": deployment.authorised,
         "at": _utc(deployment.deployed_at),
         "deployer": deployment.deployer.printed_name,
+        # The recorded decision it acted on (DEC-n): a deployment's authorisation is judged by it, not re-judged.
+        "decision": f"DEC-{deployment.decision_id}" if deployment.decision_id else "",
         "artifact": deployment.artifact.name if deployment.artifact_id else "",
         "digest": deployment.digest,
         "release": str(deployment.release) if deployment.release_id else "",
@@ -344,20 +326,23 @@ def _failure_acceptances(promotions, signatures, failing: int) -> list[dict[str,
     return rows
 
 
-def _known_anomalies(*, vulnerabilities, gate_results, drift, skipped, skipped_total, failing) -> dict[str, Any]:
-    """One list of what is known to be wrong or incomplete: open vulnerabilities, failing informational gates,
-    open drift on the release's digests, skipped tests (and a pointer to the failing ones)."""
+def _known_anomalies(*, vulnerabilities, decisions, drift, skipped, skipped_total, failing) -> dict[str, Any]:
+    """One list of what is known to be wrong or incomplete: open vulnerabilities, informational gates that did not
+    pass in the recorded decisions, open drift on the release's digests, skipped tests (and a pointer to the failing
+    ones)."""
     informational = [
         {
-            "promotion": r["promotion"].human_id,
-            "environment": r["promotion"].environment.key,
+            "promotion": r["id"],
+            "environment": r["environment"],
+            "decision": r["recorded"]["id"],
             "id": g.get("id", ""),
             "kind": g.get("kind", ""),
             "status": g.get("status", ""),
             "detail": g.get("detail", ""),
         }
-        for r in gate_results
-        for g in r["gates"]
+        for r in decisions
+        if r["recorded"]
+        for g in r["recorded"]["gates"]
         if not g.get("blocking") and g.get("status") != "pass"
     ]
     open_vulnerabilities = [v for v in vulnerabilities if v.suppressed_by_id is None]
@@ -402,6 +387,7 @@ def packet_context(release, *, generated_by: User | None = None) -> dict[str, An
     from approvals.models import Promotion
     from changecontrol.models import ChangeRequest
     from evidence.models import Evidence, Provenance, SbomComponent, TestResult, Vulnerability
+    from reports.decisions import evaluated_again_today, promotion_records
     from runtime.models import BreakGlassReview
 
     product = release.product
@@ -481,7 +467,8 @@ def packet_context(release, *, generated_by: User | None = None) -> dict[str, An
     tests_by_artifact = {
         a.pk: {s: counts.get((a.pk, s), 0) for s in ("passed", "failed", "error", "skipped")} for a in artifacts
     }
-    gate_results = _gate_results(promotions)
+    # 7. What was decided, from the decisions recorded at the time; today's evaluation only where it differs.
+    decisions = promotion_records(promotions, deployments)
     now = timezone.now()
     return {
         "title": f"{product.key} {release.version}",
@@ -550,7 +537,8 @@ def packet_context(release, *, generated_by: User | None = None) -> dict[str, An
             for a in artifacts
         ],
         "builds": list({a.build.pk: a.build for a in artifacts}.values()),
-        "gate_results": gate_results,
+        "decisions": decisions,
+        "evaluated_today": evaluated_again_today(decisions, product=product),
         "approvals": [_manifestation(sig) for sig in signatures],
         "trace_baseline": _trace_baseline(release),
         "tests": {
@@ -573,7 +561,7 @@ def packet_context(release, *, generated_by: User | None = None) -> dict[str, An
         },
         "anomalies": _known_anomalies(
             vulnerabilities=vulnerabilities,
-            gate_results=gate_results,
+            decisions=decisions,
             drift=drift,
             skipped=skipped,
             skipped_total=skipped_total,

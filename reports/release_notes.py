@@ -2,7 +2,8 @@
 
 `release_notes_context` gathers the facts once — scope, affected modules, linked approvals, validation summary,
 known limitations, rollback conditions and digests — and every format only lays that dict out, so the three
-can never disagree. The facts come from the same places as the packet (`reports.packets`, `evidence.selectors`).
+can never disagree. The facts come from the same places as the packet (`reports.packets`, `evidence.selectors`);
+gates and outcomes are the decisions recorded at the time (`reports.decisions`): the notes never re-evaluate.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from django.template.loader import render_to_string
 from changecontrol.models import User, record_type
 from evidence import selectors
 from reports.audit_export import render_pdf
-from reports.packets import _gate_results, _manifestation, _release_objects, _utc
+from reports.decisions import promotion_records
+from reports.packets import _manifestation, _release_deployments, _release_objects, _utc
 
 # Failures listed as known anomalies beyond this many are counted, not listed (the packet has them all).
 MAX_LISTED = 100
+DECISIONS_NOTE = (
+    "Each promotion's decision as Custody recorded it at the time, under the policy version named (with its sha256); "
+    "a later policy or later evidence does not change it."
+)
 
 
 def affected_modules(change_requests) -> list[dict[str, Any]]:
@@ -82,13 +88,30 @@ def release_notes_context(release, *, generated_by: User | None = None) -> dict[
                     "fixed_in": ", ".join(vuln.fixed_versions or []),
                 }
             )
-    gates = []
-    for result in _gate_results(promotions):
-        for gate in result["gates"]:
+    # 2. What was decided: each promotion's recorded decision and its gates, never a fresh evaluation.
+    decisions, gates = [], []
+    for record in promotion_records(promotions, list(_release_deployments(release))):
+        recorded = record["recorded"] or {}
+        policy = recorded.get("policy") or {}
+        decisions.append(
+            {
+                "promotion": record["id"],
+                "environment": record["environment"],
+                "state": record["state"],
+                "decision_id": ", ".join(recorded.get("ids", [])),
+                "decision": recorded.get("decision", "not recorded"),
+                "evaluated_at": recorded.get("evaluated_at", ""),
+                "policy": f"{policy['name']} v{policy['version']}" if policy else "",
+                "policy_sha256": policy.get("sha256", ""),
+                "basis": record["basis"],
+            }
+        )
+        for gate in recorded.get("gates", []):
             gates.append(
                 {
-                    "promotion": result["promotion"].human_id,
-                    "environment": result["promotion"].environment.key,
+                    "promotion": record["id"],
+                    "environment": record["environment"],
+                    "decision_id": recorded["id"],
                     "id": gate.get("id", ""),
                     "kind": gate.get("kind", ""),
                     "blocking": bool(gate.get("blocking")),
@@ -120,7 +143,8 @@ def release_notes_context(release, *, generated_by: User | None = None) -> dict[
         ],
         "affected_modules": affected_modules(change_requests),
         "approvals": _approvals(change_requests, promotions),
-        "validation": {"tests": tests, "coverage": coverage_rows, "gates": gates},
+        "decisions_note": DECISIONS_NOTE,
+        "validation": {"tests": tests, "coverage": coverage_rows, "decisions": decisions, "gates": gates},
         "known_limitations": {"anomalies": anomalies, "vulnerabilities": vulnerabilities},
         "rollback": [
             {"id": cr.human_id, "plan": cr.rollback_plan or "(no rollback plan recorded)"} for cr in change_requests
@@ -192,11 +216,29 @@ def render_release_notes_markdown(context: dict[str, Any]) -> str:
     out += [f"Tests: {t['passed']} passed, {t['failed']} failed, {t['error']} errors, {t['skipped']} skipped.", ""]
     out += [f"Coverage of {row['artifact']}: {row['line_rate']}" for row in v["coverage"]] or ["Coverage: no report."]
     out += [""]
+    if v["decisions"]:
+        out += [DECISIONS_NOTE, ""]
+        out += _table(
+            ["Promotion", "Environment", "State", "Decision", "Outcome", "Evaluated (UTC)", "Policy", "Policy sha256"],
+            [
+                [
+                    d["promotion"],
+                    d["environment"],
+                    d["state"],
+                    d["decision_id"] or "—",
+                    d["decision"],
+                    d["evaluated_at"],
+                    d["policy"],
+                    f"`{d['policy_sha256']}`" if d["policy_sha256"] else "",
+                ]
+                for d in v["decisions"]
+            ],
+        )
     if v["gates"]:
         out += _table(
-            ["Promotion", "Environment", "Gate", "Blocking", "Status", "Detail"],
+            ["Promotion", "Decision", "Gate", "Blocking", "Status", "Detail"],
             [
-                [g["promotion"], g["environment"], g["id"], "yes" if g["blocking"] else "no", g["status"], g["detail"]]
+                [g["promotion"], g["decision_id"], g["id"], "yes" if g["blocking"] else "no", g["status"], g["detail"]]
                 for g in v["gates"]
             ],
         )

@@ -109,10 +109,11 @@ def test_packet_has_bookmarks_and_a_page_count_in_every_header(release, auditor)
         assert f"rsd 7.2.4 — page {number} of {pages}" in page.extract_text()
 
 
-def test_packet_context_lists_gates_blocking_first(release):
+def test_packet_context_lists_recorded_gates_blocking_first(release):
     context = packet_context(release)
-    gates = context["gate_results"][0]["gates"]
-    assert context["gate_results"][0]["promotion"].environment.key == "integration"
+    (record,) = context["decisions"]
+    gates = record["recorded"]["gates"]
+    assert record["promotion"].environment.key == "integration"
     blocking = [g["blocking"] for g in gates]
     assert blocking == sorted(blocking, reverse=True)
     assert context["deployments"] == []
