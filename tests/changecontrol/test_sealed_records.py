@@ -16,14 +16,13 @@ from django.db import connection, transaction
 
 from approvals import releases, services
 from changecontrol import audit, verification
-from changecontrol import services as cc_services
 from changecontrol.models import AuditCheckpoint, AuditEvent, Signature
 from evidence import services as evidence_services
 from evidence.models import Evidence, TestResult
 from evidence.processing import evidence_process
 from runtime.models import Deployment
 from tests.builders import add_evidence, make_artifact, make_build, triggers_off
-from tests.conftest import HIGH_RISK, LOW_RISK, PASSWORD, open_change_request
+from tests.conftest import HIGH_RISK, LOW_RISK, PASSWORD, open_change_request, sign_change_request
 from tests.runtime.helpers import deploy
 
 pytestmark = pytest.mark.django_db
@@ -46,14 +45,7 @@ def trail(api, ci_token, product, cast, ci_account):
     evidence = evidence_process(evidence_id=evidence.pk)
     signed = open_change_request(product=product, requester=cast["rory"], answers=HIGH_RISK)
     for reviewer in (cast["quinn"], cast["sasha"]):
-        cc_services.change_request_sign(
-            change_request=signed,
-            signer=reviewer,
-            username=reviewer.username,
-            password=PASSWORD,
-            meaning="approved",
-            comment="reviewed",
-        )
+        sign_change_request(signed, reviewer, comment="reviewed")
     release = releases.release_create(
         product=product,
         actor=cast["rory"],
@@ -291,9 +283,7 @@ def test_the_nightly_run_verifies_only_what_is_new_and_alerts_on_tampering(trail
     assert nightly["events"] < full["events"]
     # A record sealed since the last run is rewritten: the next nightly run names it and every product hears it.
     signed = open_change_request(product=product, requester=cast["rory"], answers=HIGH_RISK)
-    cc_services.change_request_sign(
-        change_request=signed, signer=cast["quinn"], username="quinn", password=PASSWORD, meaning="approved"
-    )
+    sign_change_request(signed, cast["quinn"])
     new_signature = Signature.objects.filter(subject_id=signed.pk).get()
     with triggers_off("changecontrol_signature") as cursor:
         cursor.execute("UPDATE changecontrol_signature SET comment = 'all fine' WHERE id = %s", [new_signature.pk])
