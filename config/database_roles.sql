@@ -38,9 +38,18 @@ BEGIN
     IF owner_role = app_role THEN
         RAISE EXCEPTION 'the application role must not be the owner role (both are %)', app_role;
     END IF;
+    IF app_role = current_user THEN
+        RAISE EXCEPTION 'the application role must not be the role running this (%): name the application''s own role',
+            app_role;
+    END IF;
+    -- A superuser named by mistake (postgres) is refused, never demoted.
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = app_role AND rolsuper) THEN
+        RAISE EXCEPTION 'role % is a superuser: the application must connect as a plain role; name another one',
+            app_role;
+    END IF;
 
     -- 1. The roles. An existing owner keeps its attributes (in the compose stack it is the container's bootstrap
-    --    role); the application role is made plain whenever it is not (that takes a superuser).
+    --    role); the application role loses any attribute it should not have (that takes a superuser).
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = owner_role) THEN
         EXECUTE format('CREATE ROLE %I LOGIN', owner_role);
     END IF;
@@ -49,11 +58,9 @@ BEGIN
     END IF;
     IF EXISTS (
         SELECT FROM pg_roles WHERE rolname = app_role
-        AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls OR NOT rolcanlogin)
+        AND (rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls OR NOT rolcanlogin)
     ) THEN
-        EXECUTE format(
-            'ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', app_role
-        );
+        EXECUTE format('ALTER ROLE %I LOGIN NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', app_role);
     END IF;
     -- The application role must not be able to become the owner (SET ROLE), nor any role that owns a table here.
     IF EXISTS (

@@ -342,6 +342,12 @@ def test_the_command_names_what_to_fix(roles):
         call_command("create_database_roles")
     with pytest.raises(CommandError, match="must not be the owner role"):
         call_command("create_database_roles", database="default", owner_role=roles.app, app_role=roles.app)
+    # A superuser named as the application role by mistake is refused, never demoted.
+    with pytest.raises(CommandError, match="must not be the role running this"):
+        call_command("create_database_roles", database="default", owner_role=roles.owner)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert cursor.fetchone() == (True,)
     with pytest.raises(CommandError, match="not a role name"):
         call_command("create_database_roles", database="default", owner_role="x'; DROP ROLE y; --", app_role="a")
     with pytest.raises(CommandError, match="NO_SUCH_VARIABLE: that environment variable is not set"):
