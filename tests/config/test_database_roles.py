@@ -327,9 +327,12 @@ def test_migrate_connects_as_the_owner_when_the_owner_url_is_set(roles, owner_al
     post_migrate.connect(who_migrates, weak=False, dispatch_uid="who-migrates")
     try:
         call_command("migrate", verbosity=0)
+        assert seen == {roles.owner}
+        seen.clear()
+        call_command("migrate", database=OWNER_ALIAS, verbosity=0)  # the same, through the same connection
+        assert seen == {roles.owner}
     finally:
         post_migrate.disconnect(dispatch_uid="who-migrates")
-    assert seen == {roles.owner}
     # And the test's own connection is `default` again.
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user")
