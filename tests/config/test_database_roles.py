@@ -359,7 +359,7 @@ def test_the_command_names_what_to_fix(roles):
         )
 
 
-def test_print_sql_shows_the_script_with_the_role_names_and_no_password(roles):
+def test_print_sql_shows_the_script_with_the_role_names_and_no_password():
     out = io.StringIO()
     call_command(
         "create_database_roles",
