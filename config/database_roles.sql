@@ -6,7 +6,7 @@
 --          Not a superuser, owns nothing, cannot bypass row security, cannot create in the schema; so it cannot
 --          ALTER a table, DISABLE its triggers, TRUNCATE, DROP, or set session_replication_role (Part 11 §11.10(c)).
 --
--- As a superuser (or a role that may create roles and owns the database), with psql:
+-- As a superuser, with psql:
 --   psql "$ADMIN_URL" -v ON_ERROR_STOP=1 --single-transaction \
 --        -v owner=custody_owner -v app=custody_app -f config/database_roles.sql
 -- then set the passwords with psql's \password (it sends only a SCRAM verifier, never the password).
