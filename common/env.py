@@ -75,3 +75,26 @@ def redis_next_database(url: str) -> str:
             "set CUSTODY_CACHE_REDIS_URL, or use a lower database number in REDIS_URL"
         )
     return urlunsplit(parts._replace(path=f"/{int(number) + 1}"))
+
+
+def check_owner_database(owner: dict, application: dict) -> None:
+    """CUSTODY_DATABASE_OWNER_URL must name DATABASE_URL's PostgreSQL database, as another role."""
+    if owner["ENGINE"] != "django.db.backends.postgresql" or application["ENGINE"] != owner["ENGINE"]:
+        raise ImproperlyConfigured(
+            "CUSTODY_DATABASE_OWNER_URL is set: database roles are PostgreSQL's, so it and DATABASE_URL must both be "
+            "postgres:// URLs"
+        )
+
+    def where(database: dict) -> tuple:
+        return database["HOST"], str(database["PORT"] or 5432), database["NAME"]
+
+    if where(owner) != where(application):
+        raise ImproperlyConfigured(
+            "CUSTODY_DATABASE_OWNER_URL must name the same host, port and database as DATABASE_URL "
+            f"({application['HOST']}:{application['PORT']}/{application['NAME']}), with the owner's user and password"
+        )
+    if not owner["USER"] or owner["USER"] == application["USER"]:
+        raise ImproperlyConfigured(
+            "CUSTODY_DATABASE_OWNER_URL must name the owner role, another user than DATABASE_URL's: the application "
+            "must not connect as the role that may alter tables and disable their triggers"
+        )

@@ -5,7 +5,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from common.env import env_bool, env_int, env_list, env_str, redis_next_database, require_in_production
+from common.env import (
+    check_owner_database,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    redis_next_database,
+    require_in_production,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CUSTODY_VAR_DIR", str(BASE_DIR / "var")))
@@ -89,6 +97,13 @@ elif env_bool("CUSTODY_DB_PREPARED_STATEMENTS", True):
     # Lets common.prepared_sql prepare the hot-path statements (token lookup, status stamp). Django's own
     # cursors bind on the client and never prepare, whatever this says. Off behind a transaction-mode pooler.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+# The owner of the schema (docs/operations.md, "Database roles"): `migrate` and `create_database_roles` connect as
+# it; DATABASE_URL's role only reads and writes rows, so the application cannot ALTER, TRUNCATE or disable the
+# triggers that seal records. Set only where migrations run, never on the application hosts.
+CUSTODY_DATABASE_OWNER_URL = env_str("CUSTODY_DATABASE_OWNER_URL", "")
+if CUSTODY_DATABASE_OWNER_URL:
+    DATABASES["owner"] = dj_database_url.parse(CUSTODY_DATABASE_OWNER_URL, conn_max_age=0)
+    check_owner_database(DATABASES["owner"], DATABASES["default"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "changecontrol.User"

@@ -9,7 +9,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # What start-up reads from the environment; each test says which of these it sets.
-SETTINGS_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CUSTODY_DEBUG", "CUSTODY_CACHE_REDIS_URL")
+SETTINGS_VARIABLES = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CUSTODY_DEBUG",
+    "CUSTODY_CACHE_REDIS_URL",
+    "CUSTODY_DATABASE_OWNER_URL",
+)
 PRODUCTION = {
     "CUSTODY_DEBUG": "0",
     "SECRET_KEY": "s" * 50,
@@ -92,3 +99,27 @@ def test_the_cache_keeps_a_redis_database_apart_from_the_task_queue():
     assert shared.returncode != 0 and "clearing the cache would flush the task queue" in shared.stderr
     last = cache_location(REDIS_URL="redis://q:6379/15")
     assert last.returncode != 0 and "set CUSTODY_CACHE_REDIS_URL" in last.stderr
+
+
+def owner_database(**overrides) -> subprocess.CompletedProcess:
+    """Prints the `owner` alias's user/host/port/database (or `none`)."""
+    return start_django(
+        then="owner = settings.DATABASES.get('owner'); "
+        "print('/'.join(str(owner[k]) for k in ('USER', 'HOST', 'PORT', 'NAME')) if owner else 'none')",
+        **{**PRODUCTION, "DATABASE_URL": "postgres://custody_app:a@db:5432/custody", **overrides},
+    )
+
+
+def test_the_owner_url_adds_an_owner_connection_to_the_same_database():
+    assert owner_database().stdout.strip() == "none"
+    owner = owner_database(CUSTODY_DATABASE_OWNER_URL="postgres://custody_owner:o@db/custody")
+    assert owner.stdout.strip() == "custody_owner/db//custody", owner.stderr
+
+
+def test_the_owner_url_must_name_the_same_database_as_another_role():
+    elsewhere = owner_database(CUSTODY_DATABASE_OWNER_URL="postgres://custody_owner:o@db:5432/other")
+    assert elsewhere.returncode != 0 and "same host, port and database as DATABASE_URL" in elsewhere.stderr
+    same_role = owner_database(CUSTODY_DATABASE_OWNER_URL="postgres://custody_app:a@db:5432/custody")
+    assert same_role.returncode != 0 and "another user than DATABASE_URL's" in same_role.stderr
+    sqlite = owner_database(CUSTODY_DATABASE_OWNER_URL="sqlite:////tmp/x.sqlite3")
+    assert sqlite.returncode != 0 and "must both be postgres:// URLs" in sqlite.stderr
