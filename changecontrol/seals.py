@@ -3,7 +3,7 @@
 DESIGN §6 "Sealed records". The audit chain proves which events happened; a seal ties a record's row to the event
 that last changed it, so a row rewritten behind Custody's back (by whoever owns the database) no longer matches and
 `verify_audit` names it — record type, human ID and field. PostgreSQL triggers refuse most rewrites outright
-(`common.migration_operations.GuardTable`); seals catch the rest, including rewrites made with triggers disabled.
+(`common.table_guards.GuardTable`); seals catch the rest, including rewrites made with triggers disabled.
 
 A model is sealed when it declares what its seal covers:
 
