@@ -69,6 +69,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.custody",
             ],
+            # `{% load safe_links %}`: the one way a page links a URL someone supplied (common is not an app).
+            "libraries": {"safe_links": "common.templatetags.safe_links"},
         },
     },
 ]
