@@ -46,7 +46,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Before WhiteNoise, so static files carry the CSP and Permissions-Policy too (docs/security.md).
+    # Before WhiteNoise, so static files carry these headers too (docs/security.md).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "common.security_headers.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -58,7 +59,6 @@ MIDDLEWARE = [
     "common.middleware.RefuseUnstorableInputMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "changecontrol.middleware.IdleSessionTimeoutMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

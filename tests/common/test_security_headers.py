@@ -101,3 +101,12 @@ def test_tls_settings_follow_custody_tls():
     assert tls.split() == ["True", "31536000", "('HTTP_X_FORWARDED_PROTO',", "'https')"]
     shorter = start_django(then=read, **PRODUCTION, CUSTODY_TLS="1", CUSTODY_HSTS_SECONDS="600").stdout
     assert shorter.split()[:2] == ["True", "600"]
+
+
+def test_static_files_carry_the_headers_and_keep_their_caching():
+    # WhiteNoise answers static files before sessions and authentication; the headers are set around it.
+    with override_settings(WHITENOISE_USE_FINDERS=True, WHITENOISE_AUTOREFRESH=True):
+        response = Client().get("/static/custody.css")
+    assert response.status_code == 200
+    assert_hardened(response)
+    assert "no-store" not in response.get("Cache-Control", "")
