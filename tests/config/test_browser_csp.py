@@ -29,7 +29,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
                 `at ${event.sourceFile}:${event.lineNumber}`);
 });
 """
-# Not pages: downloads, the API (its docs aside), signing out, the Django admin (not in the navigation).
+# Not pages: downloads, the API (its docs aside), signing out, the Django admin (visited apart, below).
 NOT_PAGES = re.compile(
     r"^/(accounts/logout|admin/|api/(?!v1/docs/$))|/raw$|\.(pdf|zip|csv|json|md|html)$|/(packet|bundle|notes)\b"
 )
@@ -103,4 +103,22 @@ def test_signing_through_the_dialog_works_under_the_csp(signed_in_page, product,
     dialog.get_by_role("button", name="Sign", exact=True).click()
     signature = Signature.objects.get(signer=quality_reviewer)
     expect(page.get_by_role("status").first).to_contain_text(f"Signed: {signature.manifestation}")
+    assert heard == [], "\n".join(heard)
+
+
+def test_the_admin_pages_run_under_the_csp_too(signed_in_page, admin_user, product):
+    page = signed_in_page(admin_user)
+    heard = watch(page)
+    for path in (
+        "/admin/",
+        "/admin/changecontrol/product/",
+        f"/admin/changecontrol/product/{product.pk}/change/",
+        "/admin/changecontrol/product/add/",
+        f"/admin/changecontrol/user/{admin_user.pk}/change/",
+        "/admin/changecontrol/auditevent/",
+    ):
+        response = page.goto(path)
+        assert response is not None and response.status == 200, path
+    page.goto(f"/admin/changecontrol/product/{product.pk}/change/")
+    page.get_by_role("button", name=re.compile("Add another Environment")).click()  # the admin's own script
     assert heard == [], "\n".join(heard)
