@@ -87,6 +87,7 @@ def test_the_manual_deployment_page_refuses_a_bad_pipeline_url(artifact, cast):
         "/deployments/new",
         {"artifact": artifact.digest, "environment": "production", "kind": "normal", "pipeline_url": XSS},
     )
+    assert response.status_code == 400
     assert "pipeline_url must be an http or https url" in response.content.decode().lower()
     assert not Deployment.objects.exists()
 
