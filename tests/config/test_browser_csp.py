@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from approvals.models import Release
 from changecontrol.demo import DEMO_PASSWORD
 from changecontrol.models import Signature, User
 from config import demo
@@ -37,6 +38,7 @@ NOT_PAGES = re.compile(
 DETAIL_PAGES = {
     "change request": r"^/change-requests/CR-\d+$",
     "release": r"^/products/[\w-]+/releases/[^/]+$",
+    "auditor's release (auditor.js)": r"^/auditor/releases/",
     "promotion": r"^/promotions/PRM-\d+$",
     "deployment": r"^/deployments/DEP-\d+$",
     "evidence": r"^/evidence/EV-\d+$",
@@ -73,7 +75,9 @@ def test_every_page_the_navigation_reaches_runs_under_the_csp_without_a_console_
     demo.seed(stdout=io.StringIO())
     page = signed_in_page(User.objects.get(username="admin"), password=DEMO_PASSWORD)
     heard = watch(page)
-    queue, seen = ["/", "/api/v1/docs/"], set()
+    # The auditor's release page is linked from search results and the population report's rows: start there too.
+    release = Release.objects.select_related("product").order_by("pk").first()
+    queue, seen = ["/", "/api/v1/docs/", f"/auditor/releases/{release.product.key}/{release.version}"], set()
     while queue and len(seen) < MAX_PAGES:
         path = queue.pop(0)
         if path in seen or NOT_PAGES.search(path):
