@@ -161,6 +161,10 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [csp.NONE],
     }
 }
+# Where browsers report what the policy blocked (a collector of yours); empty: reported in the browser console only.
+CUSTODY_CSP_REPORT_URI = env_str("CUSTODY_CSP_REPORT_URI", "")
+if CUSTODY_CSP_REPORT_URI:
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [CUSTODY_CSP_REPORT_URI]
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"

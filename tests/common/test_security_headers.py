@@ -95,6 +95,13 @@ def test_behind_tls_http_is_redirected_to_https_and_https_is_pinned(admin_user):
         assert response["Strict-Transport-Security"] == "max-age=31536000"
 
 
+def test_csp_reports_go_where_the_operator_says():
+    read = "print(settings.CONTENT_SECURITY_POLICY['DIRECTIVES'].get('report-uri'))"
+    assert start_django(then=read, **PRODUCTION).stdout.strip() == "None"
+    collector = "https://csp.example.test/custody"
+    assert start_django(then=read, **PRODUCTION, CUSTODY_CSP_REPORT_URI=collector).stdout.strip() == f"['{collector}']"
+
+
 def test_tls_settings_follow_custody_tls():
     read = "print(settings.SECURE_SSL_REDIRECT, settings.SECURE_HSTS_SECONDS, settings.SECURE_PROXY_SSL_HEADER)"
     assert start_django(then=read, **PRODUCTION).stdout.split() == ["False", "0", "None"]
