@@ -93,6 +93,10 @@ def test_every_page_the_navigation_reaches_runs_under_the_csp_without_a_console_
         if re.match(DETAIL_PAGES["deployment"], path):
             shoot(page, "deployment")
         queue.extend(link for link in links_on(page) if link not in seen)
+    # Release notes are served as HTML to open in the browser: under the same policy.
+    notes = page.goto(f"/api/v1/releases/{release.product.key}/{release.version}/release-notes.html")
+    assert notes is not None and notes.status == 200
+    expect(page.locator("h1")).to_contain_text("release notes")
     assert heard == [], "\n".join(heard)
     missing = [name for name, pattern in DETAIL_PAGES.items() if not any(re.match(pattern, p) for p in seen)]
     assert missing == [], f"never reached: {missing} (visited {len(seen)} pages)"
