@@ -14,7 +14,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import requests
 from cryptography.fernet import Fernet, InvalidToken
@@ -31,6 +30,7 @@ from changecontrol.models import Product, User
 from common.canonical import canonical_json, jsonable
 from common.env import env_list
 from common.errors import ValidationFailed
+from common.links import check_url
 
 DEFAULT_BACKOFF_SECONDS = [30, 120, 600, 3600, 21600]  # 30 s, 2 min, 10 min, 1 h, 6 h
 DEFAULT_MAX_ATTEMPTS = 6
@@ -102,22 +102,7 @@ def check_target(*, channel: str, target: str) -> str:
         return target
     if channel != AlertSubscription.Channel.WEBHOOK:
         raise ValidationFailed(f"unknown channel {channel!r}; use one of {', '.join(AlertSubscription.Channel.values)}")
-    try:
-        parts = urlsplit(target)
-        parts.port  # noqa: B018 — raises ValueError on a malformed port
-    except ValueError:
-        raise ValidationFailed(f"{target!r} is not a valid URL") from None
-    if parts.scheme not in ("http", "https"):
-        raise ValidationFailed(f"webhook URLs must be http or https, not {parts.scheme or 'schemeless'!r}")
-    if not parts.hostname:
-        raise ValidationFailed(f"webhook URL {target!r} has no host")
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        # Credentials in a URL end up in logs and in the audit trail; the HMAC secret is the authentication.
-        raise ValidationFailed(
-            "webhook URLs must not carry credentials (user:password@); "
-            "the receiver should verify X-Custody-Signature instead"
-        )
-    return target
+    return check_url(target, field="target")
 
 
 def sign_body(body: bytes, secret: str) -> str:

@@ -24,6 +24,7 @@ from changecontrol.models import (
     Signature,
     User,
 )
+from common.links import validate_http_url
 
 admin.site.site_header = "Custody administration"
 admin.site.site_title = "Custody administration"
@@ -121,6 +122,15 @@ class ProductAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["key", "name", "safety_class", "created_at"]
     search_fields = ["key", "name"]
     inlines = [EnvironmentInline]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "repository_url":
+            # The admin's URL widget prints the stored value as a link: a plain input, and the one URL rule.
+            kwargs.update(widget=forms.URLInput(attrs={"size": 60}), assume_scheme="https")
+            field = super().formfield_for_dbfield(db_field, request, **kwargs)
+            field.validators.append(validate_http_url)
+            return field
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         # The key is in every human ID, URL and audit event: it never changes once created.

@@ -13,6 +13,7 @@ from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Prod
 from changecontrol.policy import PolicyInvalid, RiskAnswersInvalid, parse_policy
 from changecontrol.roles import has_role, roles_of
 from common.errors import InvalidState, NotPermitted, ValidationFailed
+from common.links import check_url
 
 DEFAULT_ENVIRONMENTS = (("integration", "Integration"), ("staging", "Staging"), ("production", "Production"))
 
@@ -36,6 +37,7 @@ def product_create(
         raise ValidationFailed("the IEC 62304 safety class must be A, B or C")
     if not safety_rationale.strip():
         raise ValidationFailed("IEC 62304 §4.3 asks for the rationale of the safety class: give one")
+    repository_url = check_url(repository_url, field="repository_url", blank=True)
     product = Product.objects.create(
         key=key, name=name, safety_class=safety_class, safety_rationale=safety_rationale, repository_url=repository_url
     )

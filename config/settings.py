@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
 from common.env import (
@@ -36,6 +37,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files, never from a CDN
+    "csp",
     "guardian",
     # Custody's apps, from the ground up: each imports only the apps listed before it (docs/architecture.md).
     "changecontrol",
@@ -51,6 +54,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files carry these headers too (docs/security.md).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "common.security_headers.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -60,7 +67,6 @@ MIDDLEWARE = [
     "common.middleware.RefuseUnstorableInputMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "changecontrol.middleware.IdleSessionTimeoutMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -77,6 +83,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.custody",
             ],
+            # `{% load safe_links %}`: the one way a page links a URL someone supplied (common is not an app).
+            "libraries": {"safe_links": "common.templatetags.safe_links"},
         },
     },
 ]
@@ -136,6 +144,42 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("CUSTODY_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CUSTODY_BEHIND_TLS_PROXY", False) else None
+
+# Response headers (docs/security.md). Off TLS (`make run`) nothing redirects and no HSTS is sent; where Custody is
+# served over https, CUSTODY_TLS=1 redirects http to https and pins https in browsers for CUSTODY_HSTS_SECONDS.
+CUSTODY_TLS = env_bool("CUSTODY_TLS", False)
+SECURE_SSL_REDIRECT = CUSTODY_TLS
+SECURE_HSTS_SECONDS = env_int("CUSTODY_HSTS_SECONDS", 365 * 24 * 3600, minimum=0) if CUSTODY_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CUSTODY_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = False  # preloading is a promise about the whole domain: its owner makes it, not Custody
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"  # record IDs in our URLs stay with us
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CUSTODY_PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), midi=(), payment=(), usb=()"
+)
+# No inline script or style anywhere: every script and stylesheet is a file under static/. A template that cannot
+# avoid an inline script gives it `nonce="{{ request.csp_nonce }}"` (django-csp adds that nonce only when used).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
+# Where browsers report what the policy blocked (a collector of yours); empty: reported in the browser console only.
+CUSTODY_CSP_REPORT_URI = env_str("CUSTODY_CSP_REPORT_URI", "")
+if CUSTODY_CSP_REPORT_URI:
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [CUSTODY_CSP_REPORT_URI]
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -285,6 +329,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Change control and release approvals for regulated software delivery. See DESIGN §7.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The interactive docs load Swagger UI from our static files (drf-spectacular-sidecar), so the CSP holds there
+    # too; no validator badge (it would send the schema's address to swagger.io).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # Choice sets that share a field name (`kind`, `state`, `status`) get a name of their own, not a hash.
     "ENUM_NAME_OVERRIDES": {
         "PromotionStateEnum": "approvals.models.Promotion.State",

@@ -15,6 +15,7 @@ from changecontrol.roles import roles_of
 from common.api import validated
 from common.api_parsers import MultiPartParser
 from common.errors import NotPermitted
+from common.links import HttpUrlField
 from evidence import selectors, services, storage
 from evidence.models import Artifact, Build, Evidence, SignerKey
 
@@ -51,7 +52,7 @@ class CommitInput(serializers.Serializer):
 class BuildInput(serializers.Serializer):
     commit = serializers.RegexField(r"^[0-9a-fA-F]{7,64}$")
     branch = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    pipeline_url = serializers.URLField(max_length=500)
+    pipeline_url = HttpUrlField()
     ci_system = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
     build_number = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
     builder_identity = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")

@@ -21,6 +21,7 @@ from changecontrol import audit
 from changecontrol.models import Product, User
 from common.digests import digest_or_400
 from common.errors import Conflict, InvalidState, ValidationFailed
+from common.links import check_url
 from evidence import storage
 from evidence.models import (
     Artifact,
@@ -59,6 +60,7 @@ def build_register(
 ) -> tuple[Build, bool]:
     """Register a CI run; the same pipeline URL again returns the existing build (DESIGN §7, idempotent), unless it
     names another commit: a pipeline URL names one run, so evidence must not be filed under the wrong commit."""
+    pipeline_url = check_url(pipeline_url, field="pipeline_url")
     _locked_product(product)
     existing = Build.objects.filter(product=product, pipeline_url=pipeline_url).first()
     if existing is not None:
@@ -411,6 +413,9 @@ def provider_credential_set(
         )
     if not secret:
         raise ValidationFailed("the credential's token is empty")
+    base_url = check_url(
+        base_url, field="base_url", max_length=ProviderCredential._meta.get_field("base_url").max_length
+    )
     _locked_product(product)
     encrypted = _fernet().encrypt(secret.encode()).decode()
     credential, created = ProviderCredential.objects.update_or_create(

@@ -268,7 +268,8 @@ def render_release_notes_markdown(context: dict[str, Any]) -> str:
 
 
 def render_release_notes_html(context: dict[str, Any]) -> str:
-    return render_to_string("pdf/release_notes.html", context)
+    # Served to browsers under the CSP, which refuses inline style: the print-only @page rule stays in the PDF.
+    return render_to_string("pdf/release_notes.html", {**context, "screen": True})
 
 
 def render_release_notes_pdf(context: dict[str, Any]) -> bytes:

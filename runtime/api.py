@@ -25,6 +25,7 @@ from changecontrol.api import SIGNING_ERRORS, SeenContentField, SignatureOutput
 from changecontrol.models import Environment, Product
 from common.api import validated
 from common.errors import InvalidState, NotFound, ValidationFailed
+from common.links import HttpUrlField
 from evidence.models import Artifact
 from runtime import deployments, drift, selectors
 from runtime.models import BreakGlassReview, Deployment, DriftFinding
@@ -169,7 +170,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 class DeploymentInput(serializers.Serializer):
     artifact = serializers.CharField(max_length=80)
     environment = serializers.CharField(max_length=40)
-    pipeline_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    pipeline_url = HttpUrlField(required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(choices=Deployment.Kind.values, required=False, default="normal")
     justification = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     # Needed only for a digest no build registered, when the caller may see more than one product.

@@ -27,6 +27,7 @@ from changecontrol.services import active_policy
 from common.canonical import jsonable
 from common.digests import digest_or_400
 from common.errors import DomainError, InvalidState, NotPermitted, SeparationOfDutiesViolation, ValidationFailed
+from common.links import check_url
 from evidence.models import Artifact, BuildCommit
 from runtime import selectors
 from runtime.models import BreakGlassReview, Deployment
@@ -232,6 +233,8 @@ def deployment_record(
         raise ValidationFailed(
             f"kind must be one of {', '.join(Deployment.Kind.values)}, not {kind!r}", errors={"kind": [str(kind)]}
         )
+    # The deployment page links it: a bad URL is bad input (400), not a fact to record.
+    pipeline_url = check_url(pipeline_url, field="pipeline_url", blank=True)
     product = environment.product
     # 1. Who: someone who deploys here (auditors and other readers change nothing, DESIGN §8).
     if not may_record_deployment(deployer, product, kind=kind):

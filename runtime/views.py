@@ -204,6 +204,8 @@ def deployment_create(request):
         request,
         "runtime/deployment_form.html",
         {"form": form, "kinds": Deployment.Kind.choices, "environments": environments, "products": products},
+        # A POST that reaches here was refused (the message says why): the form again, as a 400.
+        status=400 if request.method == "POST" else 200,
     )
 
 
