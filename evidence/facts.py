@@ -57,7 +57,18 @@ class Facts:
 
 
 def facts_of(*, evidence: Evidence, raw: bytes, statement: Any = None) -> Facts:
-    """The fact rows and summary of one evidence; `statement` is what verification read (DSSE, cosign)."""
+    """The fact rows and summary of one evidence; `statement` is what verification read (DSSE, cosign).
+
+    What a parser had to interpret (a tool's quirk it tolerated) is kept in the summary's `warnings`.
+    """
+    with base.collecting_warnings() as warnings:
+        facts = _facts_of(evidence=evidence, raw=raw, statement=statement)
+    if warnings:
+        facts.summary["warnings"] = warnings
+    return facts
+
+
+def _facts_of(*, evidence: Evidence, raw: bytes, statement: Any) -> Facts:
     if evidence.evidence_type == Evidence.Type.DSSE:
         return _parse_statement(evidence, statement)
     if evidence.evidence_type == Evidence.Type.COSIGN:
