@@ -8,6 +8,7 @@ statements, provenance), which the pipeline (evidence/processing.py) writes in o
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,36 @@ def facts_of(*, evidence: Evidence, raw: bytes, statement: Any = None) -> Facts:
         facts = _facts_of(evidence=evidence, raw=raw, statement=statement)
     if warnings:
         facts.summary["warnings"] = warnings
+    facts.summary = _storable_value(facts.summary)  # small; jsonb refuses U+0000 and lone surrogates
+    return facts
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable_value(value: Any) -> Any:
+    """The value with text PostgreSQL can store: U+0000 removed, lone surrogates replaced by U+FFFD."""
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_storable_value(key): _storable_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_value(item) for item in value]
+    return value
+
+
+def storable(facts: Facts) -> Facts:
+    """The facts with every text field cleaned for PostgreSQL (see _storable_value); rows are changed in place."""
+    for row in facts.rows:
+        for field_ in row._meta.concrete_fields:
+            value = getattr(row, field_.attname)
+            if isinstance(value, str | list | dict):
+                setattr(row, field_.attname, _storable_value(value))
+    facts.summary = _storable_value(facts.summary)
+    facts.summary.setdefault("warnings", []).append(
+        "text PostgreSQL cannot store (U+0000 or a lone UTF-16 surrogate) was removed or replaced by U+FFFD"
+    )
     return facts
 
 
