@@ -174,6 +174,10 @@ def _cobertura(evidence: Evidence, raw: bytes) -> Facts:
     return _coverage_facts(evidence, coverage.parse_cobertura(raw))
 
 
+def _jacoco(evidence: Evidence, raw: bytes) -> Facts:
+    return _coverage_facts(evidence, coverage.parse_jacoco(raw))
+
+
 def _lcov(evidence: Evidence, raw: bytes) -> Facts:
     return _coverage_facts(evidence, parse_lcov(raw))
 
@@ -218,6 +222,7 @@ def _sbom_facts(evidence: Evidence, document) -> Facts:
             version=clean_text(c.version, limit=200),
             purl=clean_text(c.purl, limit=1000),
             license_expression=clean_text(c.license_expression, limit=1000),
+            license_declared=clean_text(c.license_declared, limit=2000),
             hashes=dict(c.hashes),
             bom_ref=clean_text(c.bom_ref, limit=1000),
         )
@@ -240,8 +245,11 @@ def _sbom_facts(evidence: Evidence, document) -> Facts:
 
 
 def _cyclonedx(evidence: Evidence, raw: bytes) -> Facts:
+    sent = raw
+    raw = sbom.cyclonedx_json(raw)  # XML is read and handed on as JSON
     document = base.parse_json(raw)
     facts = _sbom_facts(evidence, sbom.parse_cyclonedx(raw))
+    facts.summary["serialisation"] = "json" if raw is sent else "xml"
     items = document.get("vulnerabilities") if isinstance(document, dict) else None
     if items:
         report = cyclonedx_vulns.parse_cyclonedx_vulnerabilities(document)
@@ -257,7 +265,10 @@ def _cyclonedx(evidence: Evidence, raw: bytes) -> Facts:
 
 
 def _spdx(evidence: Evidence, raw: bytes) -> Facts:
-    return _sbom_facts(evidence, parse_spdx(raw))
+    document = sbom.spdx_json(raw)  # tag-value is read and handed on as JSON
+    facts = _sbom_facts(evidence, parse_spdx(document))
+    facts.summary["serialisation"] = "tag-value" if document is not raw else "json"
+    return facts
 
 
 def _scan(parser: Callable[[bytes], VulnerabilityReport]) -> Callable[[Evidence, bytes], Facts]:
@@ -405,6 +416,7 @@ PARSERS: dict[str, Callable[[Evidence, bytes], Facts]] = {
     Evidence.Type.JUNIT: _junit,
     Evidence.Type.COBERTURA: _cobertura,
     Evidence.Type.LCOV: _lcov,
+    Evidence.Type.JACOCO: _jacoco,
     Evidence.Type.SARIF: _sarif,
     Evidence.Type.CYCLONEDX: _cyclonedx,
     Evidence.Type.SPDX: _spdx,

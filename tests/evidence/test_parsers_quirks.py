@@ -7,7 +7,6 @@ a VEX's not_affected vulnerability is not an open finding.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,15 +16,8 @@ from evidence.parsers.coverage import parse_clover, parse_cobertura
 from evidence.parsers.junit import parse_junit
 from evidence.parsers.osv_scanner import parse_osv_scanner
 from evidence.parsers.sarif import parse_sarif
-from tests.evidence.conftest import DIGEST, evidence_of
+from tests.evidence.conftest import DIGEST, data_bytes, evidence_of
 from tests.samples import sample_bytes
-
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def data_bytes(name: str) -> bytes:
-    return (DATA / name).read_bytes()
-
 
 # ---------------------------------------------------------------- JUnit outcome attributes
 
