@@ -6,7 +6,8 @@ Steps (evidence_process):
 3. parse with the type's parser into unsaved fact rows (evidence/facts.py);
 4. in ONE transaction: delete this evidence's old facts, insert the new ones, set the final state, audit.
 A worker killed anywhere before step 4 commits leaves the previous facts (or none) and the state
-"processing"; the re-run (acks_late redelivery) produces exactly one complete result.
+"processing"; the re-run (acks_late redelivery, or evidence_sweep past the deadline) produces exactly one complete
+result. Whatever else goes wrong ends the evidence `failed` with the reason: nothing stays in flight.
 """
 
 from __future__ import annotations
@@ -95,8 +96,10 @@ def evidence_process(*, evidence_id: int, reprocess: bool = False) -> Evidence |
 def _unexpected(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "the file nests deeper than can be read (thousands of levels); no tool writes that, check the file"
-    return f"processing stopped on an error nobody foresaw ({type(exc).__name__}: {str(exc)[:500]}); reprocess it "
-    "once the cause is fixed"
+    return (
+        f"processing stopped on an error nobody foresaw ({type(exc).__name__}: {str(exc)[:500]}); reprocess it "
+        "once the cause is fixed"
+    )
 
 
 def _verify_parse_write(evidence_id: int) -> Evidence:

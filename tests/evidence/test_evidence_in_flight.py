@@ -166,3 +166,19 @@ def test_an_upload_while_the_broker_is_down_answers_202_and_is_processed_once_it
     assert evidence_sweep(now=timezone.now() + timedelta(minutes=3))["requeued"] == 1
     evidence.refresh_from_db()
     assert evidence.state == "parsed"
+
+
+def test_an_error_nobody_foresaw_fails_the_evidence_with_its_reason(upload, artifact, monkeypatch):
+    from evidence import facts
+
+    def broken_parser(evidence, raw):
+        raise ZeroDivisionError("a parser bug")
+
+    monkeypatch.setitem(facts.PARSERS, "lcov", broken_parser)
+    evidence = evidence_of(upload(DIGEST, "lcov", b"SF:a.py\nDA:1,1\nend_of_record\n"))
+
+    assert evidence.state == "failed"
+    assert evidence.error == (
+        "processing stopped on an error nobody foresaw (ZeroDivisionError: a parser bug); reprocess it once the "
+        "cause is fixed"
+    )
