@@ -16,6 +16,8 @@ from functools import lru_cache
 from importlib import resources
 from urllib.parse import urlsplit
 
+import cyclonedx.schema._res as cyclonedx_schema_resources
+from cyclonedx_py._internal.utils.license_trove_classifier import license_trove2spdx
 from lxml import etree
 
 from common.licences import spdx_licensing
@@ -68,10 +70,6 @@ def spdx_expression(text: str) -> str | None:
 
 
 def _from_classifier(classifier: str) -> str | None:
-    try:
-        from cyclonedx_py._internal.utils.license_trove_classifier import license_trove2spdx  # noqa: PLC0415
-    except ImportError:  # the mapping ships with cyclonedx-bom; without it a classifier stays unknown
-        return None
     found = license_trove2spdx(classifier.strip())
     return spdx_expression(found) if found else None
 
@@ -98,10 +96,7 @@ def _name_key(name: str) -> str:
 @lru_cache(maxsize=1)
 def _names() -> dict[str, str]:
     """SPDX licence names → ids, from the SPDX licence list as cyclonedx-python-lib ships it (its XSD)."""
-    try:
-        schema = resources.files("cyclonedx.schema._res").joinpath("spdx.SNAPSHOT.xsd").read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError):
-        return {}
+    schema = resources.files(cyclonedx_schema_resources).joinpath("spdx.SNAPSHOT.xsd").read_bytes()
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     names: dict[str, str] = {}
     for enumeration in etree.fromstring(schema, parser).iter("{*}enumeration"):
