@@ -168,6 +168,9 @@ def gate_licenses(gate: GateRule, facts: Mapping) -> dict:
         )
     deny, allow = tuple(gate.params.get("deny") or ()), gate.params.get("allow")
     allow = tuple(allow) if allow is not None else None
+    # What a licence that could not be normalised to SPDX does (policy `unknown`): fail (the default), review
+    # (reported, not blocking), pass. A deny list is never passed by a licence written another way.
+    unknown_does = gate.params.get("unknown") or "fail"
     refused, unknown, checked = [], [], 0
     for artifact in facts["artifacts"]:
         for entry in artifact["licenses"]:
@@ -176,21 +179,31 @@ def gate_licenses(gate: GateRule, facts: Mapping) -> dict:
                 if allow is not None:
                     unknown.append(f"{', '.join(entry['components'])} (no licence declared)")
                 continue
-            verdict = license_acceptable(entry["expression"], deny=deny, allow=allow)
+            verdict = (
+                None
+                if entry["expression"] == "unknown"
+                else license_acceptable(entry["expression"], deny=deny, allow=allow)
+            )
             if verdict is None:
-                unknown.append(f"{', '.join(entry['components'])} ({entry['expression']!r} is not an SPDX expression)")
+                declared = entry.get("declared") or entry["expression"]
+                unknown.append(f"{', '.join(entry['components'])} ({declared!r} is not an SPDX licence)")
             elif not verdict:
                 refused.append(f"{', '.join(entry['components'])} under {entry['expression']}")
-    if refused or (unknown and allow is not None):
+    unknown_fails = unknown and unknown_does != "pass"
+    if refused or unknown_fails:
         parts = []
         if refused:
             parts.append("no allowed licence choice for " + "; ".join(refused[:5]) + (" …" if len(refused) > 5 else ""))
-        if unknown and allow is not None:
-            parts.append("licence unknown for " + "; ".join(unknown[:5]))
-        return _result(
+        if unknown_fails:
+            parts.append("licence unknown for " + "; ".join(unknown[:5]) + (" …" if len(unknown) > 5 else ""))
+        result = _result(
             gate, FAIL, "; ".join(parts) + ": replace the component or get a licence exception into the policy"
         )
-    note = f"; {len(unknown)} component group(s) have an unreadable licence" if unknown else ""
+        if not refused and unknown_does == "review":
+            result["blocking"] = False  # policy `unknown: review`: shown to the reviewer, does not block
+            result["detail"] = "needs review: " + result["detail"]
+        return result
+    note = f"; {len(unknown)} component group(s) have an unknown licence (policy: unknown passes)" if unknown else ""
     return _result(gate, PASS, f"{checked} component(s) checked, each has a licence choice the policy allows{note}")
 
 

@@ -176,18 +176,21 @@ def release_facts(
     # 5. SBOM components and licences, grouped by expression.
     licences: dict[int, dict[str, dict]] = defaultdict(dict)
     for row in SbomComponent.objects.filter(evidence_id__in=counting_ids).values(
-        "artifact_id", "name", "license_expression"
+        "artifact_id", "name", "license_expression", "license_declared"
     ):
         per[row["artifact_id"]]["sbom_components"] += 1
         group = licences[row["artifact_id"]].setdefault(
-            row["license_expression"].strip(), {"count": 0, "components": []}
+            row["license_expression"].strip(), {"count": 0, "components": [], "declared": []}
         )
         group["count"] += 1
         if len(group["components"]) < 3:
             group["components"].append(row["name"])
+            group["declared"].append(row["license_declared"])
     for artifact_id, groups in licences.items():
         per[artifact_id]["licenses"] = [
             {"expression": expression, "count": g["count"], "components": g["components"]}
+            # An unknown licence names what the SBOM declared, so a reviewer can judge it.
+            | ({"declared": "; ".join(dict.fromkeys(d for d in g["declared"] if d))} if expression == "unknown" else {})
             for expression, g in sorted(groups.items())
         ]
     # 6. Provenance.

@@ -274,6 +274,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("CUSTODY_AUDIT_FULL_VERIFY_DAYS", 7, minimum=1) * 24 * 3600,
         "kwargs": {"incremental": False},
     },
+    # Evidence never stays in flight: re-queue pending evidence whose task was lost (the broker was down at upload),
+    # re-run then fail processing stuck past its deadline (evidence.processing.evidence_sweep).
+    "evidence-sweep-in-flight": {"task": "evidence.tasks.sweep_in_flight", "schedule": 60},
     # Re-queue alert deliveries whose retry is overdue (a lost broker message must not lose an alert).
     "alerts-redeliver-due": {"task": "alerts.tasks.redeliver_due", "schedule": 60},
     # Promotions whose approvals lapsed are marked expired (the status API already answers from expiry times).
@@ -281,6 +284,9 @@ CELERY_BEAT_SCHEDULE = {
     # Overdue break-glass retrospective reviews are alerted daily until signed (DESIGN §4.7).
     "approvals-alert-overdue-reviews": {"task": "approvals.tasks.alert_overdue_reviews", "schedule": 24 * 3600},
 }
+CUSTODY_EVIDENCE_REQUEUE_SECONDS = env_int("CUSTODY_EVIDENCE_REQUEUE_SECONDS", 120, minimum=1)
+CUSTODY_EVIDENCE_DEADLINE_SECONDS = env_int("CUSTODY_EVIDENCE_DEADLINE_SECONDS", 1800, minimum=1)
+CUSTODY_EVIDENCE_MAX_ATTEMPTS = env_int("CUSTODY_EVIDENCE_MAX_ATTEMPTS", 3, minimum=1)
 # Webhook retry backoff in seconds, one entry per retry; after CUSTODY_ALERT_MAX_ATTEMPTS a delivery is dead.
 CUSTODY_ALERT_BACKOFF_SECONDS = [
     int(s) for s in env_list("CUSTODY_ALERT_BACKOFF_SECONDS", ["30", "120", "600", "3600", "21600"])

@@ -30,7 +30,7 @@ EVIDENCE_FIRST_POLL_SECONDS = 0.5
 EVIDENCE_MAX_POLL_SECONDS = 5.0
 # `superseded`: parsed, but another copy of the same file (a signed one, say) counts instead.
 FINISHED_STATES = ("parsed", "rejected", "failed", "superseded")
-EVIDENCE_TYPES = "junit cobertura lcov sarif cyclonedx spdx grype trivy osv openvex dsse cosign generic"
+EVIDENCE_TYPES = "junit cobertura lcov jacoco sarif cyclonedx spdx grype trivy osv openvex dsse cosign generic"
 _PRODUCT_KEY = re.compile(r"[-a-zA-Z0-9_]+")
 _COMMIT_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 _FIELD_SEPARATOR = "\x1f"

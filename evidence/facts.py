@@ -8,6 +8,7 @@ statements, provenance), which the pipeline (evidence/processing.py) writes in o
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,48 @@ class Facts:
 
 
 def facts_of(*, evidence: Evidence, raw: bytes, statement: Any = None) -> Facts:
-    """The fact rows and summary of one evidence; `statement` is what verification read (DSSE, cosign)."""
+    """The fact rows and summary of one evidence; `statement` is what verification read (DSSE, cosign).
+
+    What a parser had to interpret (a tool's quirk it tolerated) is kept in the summary's `warnings`.
+    """
+    with base.collecting_warnings() as warnings:
+        facts = _facts_of(evidence=evidence, raw=raw, statement=statement)
+    if warnings:
+        facts.summary["warnings"] = warnings
+    facts.summary = _storable_value(facts.summary)  # small; jsonb refuses U+0000 and lone surrogates
+    return facts
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable_value(value: Any) -> Any:
+    """The value with text PostgreSQL can store: U+0000 removed, lone surrogates replaced by U+FFFD."""
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_storable_value(key): _storable_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_value(item) for item in value]
+    return value
+
+
+def storable(facts: Facts) -> Facts:
+    """The facts with every text field cleaned for PostgreSQL (see _storable_value); rows are changed in place."""
+    for row in facts.rows:
+        for field_ in row._meta.concrete_fields:
+            value = getattr(row, field_.attname)
+            if isinstance(value, str | list | dict):
+                setattr(row, field_.attname, _storable_value(value))
+    facts.summary = _storable_value(facts.summary)
+    facts.summary.setdefault("warnings", []).append(
+        "text PostgreSQL cannot store (U+0000 or a lone UTF-16 surrogate) was removed or replaced by U+FFFD"
+    )
+    return facts
+
+
+def _facts_of(*, evidence: Evidence, raw: bytes, statement: Any) -> Facts:
     if evidence.evidence_type == Evidence.Type.DSSE:
         return _parse_statement(evidence, statement)
     if evidence.evidence_type == Evidence.Type.COSIGN:
@@ -132,6 +174,10 @@ def _cobertura(evidence: Evidence, raw: bytes) -> Facts:
     return _coverage_facts(evidence, coverage.parse_cobertura(raw))
 
 
+def _jacoco(evidence: Evidence, raw: bytes) -> Facts:
+    return _coverage_facts(evidence, coverage.parse_jacoco(raw))
+
+
 def _lcov(evidence: Evidence, raw: bytes) -> Facts:
     return _coverage_facts(evidence, parse_lcov(raw))
 
@@ -176,6 +222,7 @@ def _sbom_facts(evidence: Evidence, document) -> Facts:
             version=clean_text(c.version, limit=200),
             purl=clean_text(c.purl, limit=1000),
             license_expression=clean_text(c.license_expression, limit=1000),
+            license_declared=clean_text(c.license_declared, limit=2000),
             hashes=dict(c.hashes),
             bom_ref=clean_text(c.bom_ref, limit=1000),
         )
@@ -198,8 +245,11 @@ def _sbom_facts(evidence: Evidence, document) -> Facts:
 
 
 def _cyclonedx(evidence: Evidence, raw: bytes) -> Facts:
+    sent = raw
+    raw = sbom.cyclonedx_json(raw)  # XML is read and handed on as JSON
     document = base.parse_json(raw)
     facts = _sbom_facts(evidence, sbom.parse_cyclonedx(raw))
+    facts.summary["serialisation"] = "json" if raw is sent else "xml"
     items = document.get("vulnerabilities") if isinstance(document, dict) else None
     if items:
         report = cyclonedx_vulns.parse_cyclonedx_vulnerabilities(document)
@@ -215,7 +265,10 @@ def _cyclonedx(evidence: Evidence, raw: bytes) -> Facts:
 
 
 def _spdx(evidence: Evidence, raw: bytes) -> Facts:
-    return _sbom_facts(evidence, parse_spdx(raw))
+    document = sbom.spdx_json(raw)  # tag-value is read and handed on as JSON
+    facts = _sbom_facts(evidence, parse_spdx(document))
+    facts.summary["serialisation"] = "tag-value" if document is not raw else "json"
+    return facts
 
 
 def _scan(parser: Callable[[bytes], VulnerabilityReport]) -> Callable[[Evidence, bytes], Facts]:
@@ -363,6 +416,7 @@ PARSERS: dict[str, Callable[[Evidence, bytes], Facts]] = {
     Evidence.Type.JUNIT: _junit,
     Evidence.Type.COBERTURA: _cobertura,
     Evidence.Type.LCOV: _lcov,
+    Evidence.Type.JACOCO: _jacoco,
     Evidence.Type.SARIF: _sarif,
     Evidence.Type.CYCLONEDX: _cyclonedx,
     Evidence.Type.SPDX: _spdx,

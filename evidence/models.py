@@ -187,6 +187,7 @@ class Evidence(models.Model):
         JUNIT = "junit", "JUnit XML test report"
         COBERTURA = "cobertura", "Cobertura XML coverage"
         LCOV = "lcov", "LCOV coverage"
+        JACOCO = "jacoco", "JaCoCo XML coverage"
         SARIF = "sarif", "SARIF static analysis"
         CYCLONEDX = "cyclonedx", "CycloneDX SBOM"
         SPDX = "spdx", "SPDX SBOM"
@@ -355,7 +356,12 @@ class SbomComponent(models.Model):
     name = models.CharField(max_length=500)
     version = models.CharField(max_length=200, blank=True)
     purl = models.CharField(max_length=1000, blank=True)
-    license_expression = models.CharField(max_length=1000, blank=True)
+    license_expression = models.CharField(
+        max_length=1000, blank=True, help_text='SPDX id or expression; "unknown" when the declared text is not one.'
+    )
+    license_declared = models.CharField(
+        max_length=2000, blank=True, default="", help_text="The licence as the SBOM wrote it, when it differs."
+    )
     hashes = models.JSONField(default=dict, blank=True)
     bom_ref = models.CharField(max_length=1000, blank=True)
 

@@ -6,21 +6,28 @@ Steps (evidence_process):
 3. parse with the type's parser into unsaved fact rows (evidence/facts.py);
 4. in ONE transaction: delete this evidence's old facts, insert the new ones, set the final state, audit.
 A worker killed anywhere before step 4 commits leaves the previous facts (or none) and the state
-"processing"; the re-run (acks_late redelivery) produces exactly one complete result.
+"processing"; the re-run (acks_late redelivery, or evidence_sweep past the deadline) produces exactly one complete
+result. Whatever else goes wrong ends the evidence `failed` with the reason: nothing stays in flight.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from django.db import connection, connections, transaction
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DataError, InterfaceError, OperationalError, connection, connections, transaction
+from django.db.models import CharField, OuterRef, Subquery
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from changecontrol import audit
+from changecontrol.models import AuditEvent
 from evidence import services, storage
-from evidence.facts import Facts, facts_of
+from evidence.facts import Facts, facts_of, storable
 from evidence.models import (
     COUNTING_VERDICTS,
     Artifact,
@@ -40,6 +47,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 5000  # rows per INSERT; progress is reported after each batch
 FACT_MODELS = (TestResult, CoverageFile, StaticFinding, SbomComponent, Vulnerability, VexStatement, Provenance)
+# Transient: the database went away or the storage hiccupped. The task retries these; anything else fails the evidence.
+TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError)
 FINISHED_STATES = (Evidence.State.PARSED, Evidence.State.REJECTED, Evidence.State.FAILED, Evidence.State.SUPERSEDED)
 
 
@@ -72,18 +81,28 @@ def evidence_process(*, evidence_id: int, reprocess: bool = False) -> Evidence |
             return None
         if evidence.state in FINISHED_STATES and not reprocess:
             return evidence
-        Evidence.objects.filter(pk=evidence_id).update(
-            state=Evidence.State.PROCESSING, progress=5, attempts=evidence.attempts + 1, superseded_by=None
+        _claim(evidence)
+    try:
+        return _verify_parse_write(evidence_id)
+    except TRANSIENT:
+        raise  # the task retries these, and gives up with a reason (evidence.tasks)
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # whatever the input, the evidence ends
+        log.exception("processing evidence %s stopped on an unexpected error", evidence_id)
+        return _finish_failed(
+            Evidence.objects.select_related("artifact").get(pk=evidence_id), _unexpected(exc), verdict=None
         )
-        # Sealed at each step (DESIGN §6): a row left "processing" is then what the trail says, not a rewrite.
-        audit.record(
-            actor=None,
-            action="evidence.processing",
-            obj=evidence,
-            before={"state": evidence.state},
-            after={"state": "processing", "attempt": evidence.attempts + 1},
-            seal=[evidence],
-        )
+
+
+def _unexpected(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "the file nests deeper than can be read (thousands of levels); no tool writes that, check the file"
+    return (
+        f"processing stopped on an error nobody foresaw ({type(exc).__name__}: {str(exc)[:500]}); reprocess it "
+        "once the cause is fixed"
+    )
+
+
+def _verify_parse_write(evidence_id: int) -> Evidence:
     evidence = Evidence.objects.select_related("artifact", "product").get(pk=evidence_id)
     # 2. Read and verify (storage errors are OSError: the task retries them).
     raw = storage.read_bytes(evidence.storage_name)
@@ -107,7 +126,91 @@ def evidence_process(*, evidence_id: int, reprocess: bool = False) -> Evidence |
         return _finish_failed(evidence, f"the file could not be read: {type(exc).__name__}: {exc}", verdict=verdict)
     _progress(evidence_id, 60)
     # 4. Write everything at once.
-    return _finish_parsed(evidence, verdict, facts)
+    try:
+        return _finish_parsed(evidence, verdict, facts)
+    except (DataError, UnicodeEncodeError):
+        # Text PostgreSQL cannot hold (U+0000, a lone surrogate such as \ud800) reached a row: clean all of them
+        # (rare, so only then) and write once more.
+        log.warning("evidence %s holds text PostgreSQL cannot store; writing it cleaned", evidence_id)
+        return _finish_parsed(evidence, verdict, storable(facts))
+
+
+# ---------------------------------------------------------------- nothing stays in flight
+
+
+def evidence_give_up(*, evidence_id: int, reason: str) -> Evidence | None:
+    """Fail an unfinished evidence with the reason (retries exhausted, deadline passed); a finished one is kept."""
+    with transaction.atomic():
+        evidence = Evidence.objects.select_for_update().filter(pk=evidence_id).first()
+        if evidence is None or evidence.state in FINISHED_STATES:
+            return evidence
+        if evidence.state == Evidence.State.PENDING:
+            _claim(evidence)  # pending → failed is no step of processing: it fails as a run that could not finish
+    return _finish_failed(Evidence.objects.select_related("artifact").get(pk=evidence_id), reason)
+
+
+def _in_flight_since():
+    """The time of the evidence's latest trail event: its upload, its reprocess request or its latest claim."""
+    return Subquery(
+        AuditEvent.objects.filter(object_type="evidence.evidence", object_id=Cast(OuterRef("pk"), CharField()))
+        .order_by("-at")
+        .values("at")[:1]
+    )
+
+
+def evidence_sweep(*, now=None) -> dict[str, int]:
+    """Re-queue pending evidence whose task was lost; re-run, then fail, processing stuck past its deadline.
+
+    pending for longer than CUSTODY_EVIDENCE_REQUEUE_SECONDS: its message never reached a worker (the broker was
+    down at upload), so it is queued again, at most once per that interval. processing for longer than
+    CUSTODY_EVIDENCE_DEADLINE_SECONDS: its worker stopped mid-task; it runs again until it has had
+    CUSTODY_EVIDENCE_MAX_ATTEMPTS attempts, then fails with the reason.
+    """
+    from evidence.tasks import process_evidence
+
+    now = now or timezone.now()
+    requeue_after = settings.CUSTODY_EVIDENCE_REQUEUE_SECONDS
+    deadline = settings.CUSTODY_EVIDENCE_DEADLINE_SECONDS
+    max_attempts = settings.CUSTODY_EVIDENCE_MAX_ATTEMPTS
+    done = {"requeued": 0, "rerun": 0, "failed": 0}
+    pending = Evidence.objects.filter(state=Evidence.State.PENDING).annotate(since=_in_flight_since())
+    for evidence_id, since in pending.filter(since__lt=now - timedelta(seconds=requeue_after)).values_list(
+        "pk", "since"
+    ):
+        if cache.add(f"evidence-requeued-{evidence_id}-{since.timestamp()}", 1, timeout=requeue_after):
+            process_evidence.delay(evidence_id)
+            done["requeued"] += 1
+    stuck = Evidence.objects.filter(state=Evidence.State.PROCESSING).annotate(since=_in_flight_since())
+    for evidence_id, attempts in stuck.filter(since__lt=now - timedelta(seconds=deadline)).values_list(
+        "pk", "attempts"
+    ):
+        if attempts < max_attempts:
+            process_evidence.delay(evidence_id)
+            done["rerun"] += 1
+        else:
+            evidence_give_up(
+                evidence_id=evidence_id,
+                reason=f"processing did not finish within {deadline // 60} minutes in {attempts} attempts (a worker "
+                "stopped mid-task each time); reprocess it to try again",
+            )
+            done["failed"] += 1
+    return done
+
+
+def _claim(evidence: Evidence) -> None:
+    """pending (or an unfinished processing) → processing, one more attempt; the caller holds the row lock."""
+    Evidence.objects.filter(pk=evidence.pk).update(
+        state=Evidence.State.PROCESSING, progress=5, attempts=evidence.attempts + 1, superseded_by=None
+    )
+    # Sealed at each step (DESIGN §6): a row left "processing" is then what the trail says, not a rewrite.
+    audit.record(
+        actor=None,
+        action="evidence.processing",
+        obj=evidence,
+        before={"state": evidence.state},
+        after={"state": "processing", "attempt": evidence.attempts + 1},
+        seal=[evidence],
+    )
 
 
 # ---------------------------------------------------------------- verification

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from datetime import datetime
 from typing import IO, Any
 
@@ -31,6 +32,8 @@ from evidence.models import (
     ProviderCredential,
     SignerKey,
 )
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_TYPES = tuple(Evidence.Type.values)
 
@@ -244,10 +247,18 @@ def _evidence_record(
     return evidence, True
 
 
-def _queue_processing(evidence_id: int) -> None:
+# Publishing to a broker that is down is retried this briefly: the upload answers 202 either way, and the sweep
+# (evidence.processing.evidence_sweep) queues the evidence again once the broker is back.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def _queue_processing(evidence_id: int, reprocess: bool = False) -> None:
     from evidence.tasks import process_evidence
 
-    process_evidence.delay(evidence_id)
+    try:
+        process_evidence.apply_async((evidence_id, reprocess), retry=True, retry_policy=PUBLISH_RETRY)
+    except Exception:  # pylint: disable=broad-exception-caught  # any broker failure: the row is kept, pending
+        log.warning("evidence %s is kept pending: the task broker could not be reached", evidence_id, exc_info=True)
 
 
 def evidence_receive_bytes(
@@ -281,9 +292,7 @@ def evidence_reprocess(*, evidence: Evidence, actor: User) -> Evidence:
 
 
 def _queue_reprocessing(evidence_id: int) -> None:
-    from evidence.tasks import process_evidence
-
-    process_evidence.delay(evidence_id, True)
+    _queue_processing(evidence_id, reprocess=True)
 
 
 # ---------------------------------------------------------------- signer keys

@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+import random
+
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
-
-# Transient: the database went away or the storage hiccupped. Parse errors are not transient and never retry.
-TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError)
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=6,
-)
-def process_evidence(evidence_id: int, reprocess: bool = False) -> str:
-    """Verify → parse → normalise one evidence; a redelivered message for a finished one does nothing."""
-    from evidence.processing import evidence_process
+@shared_task(bind=True, acks_late=True, max_retries=6)
+def process_evidence(self, evidence_id: int, reprocess: bool = False) -> str:
+    """Verify → parse → normalise one evidence; a redelivered message for a finished one does nothing.
 
-    evidence = evidence_process(evidence_id=evidence_id, reprocess=reprocess)
+    Transient errors (database, storage) retry with backoff; after the last retry the evidence fails with the
+    reason, so it never stays in flight. Every other error already ends it (evidence.processing).
+    """
+    from evidence.processing import TRANSIENT, evidence_give_up, evidence_process
+
+    try:
+        evidence = evidence_process(evidence_id=evidence_id, reprocess=reprocess)
+    except TRANSIENT as exc:
+        if self.request.retries >= self.max_retries:
+            evidence_give_up(evidence_id=evidence_id, reason=f"gave up after {self.max_retries} retries: {exc}")
+            return "failed"
+        countdown = min(300, 2**self.request.retries) + random.uniform(0, 1)  # noqa: S311  # jitter, not secrets
+        raise self.retry(exc=exc, countdown=countdown) from None
     return evidence.state if evidence is not None else "missing"
+
+
+@shared_task(acks_late=True, name="evidence.tasks.sweep_in_flight")
+def sweep_in_flight() -> dict[str, int]:
+    """Beat sweep: re-queue pending evidence whose task was lost, re-run or fail processing stuck past its deadline."""
+    from evidence.processing import evidence_sweep
+
+    return evidence_sweep()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=4)

@@ -49,6 +49,7 @@ EVIDENCE_TYPES = (
     "junit",
     "cobertura",
     "lcov",
+    "jacoco",
     "sarif",
     "cyclonedx",
     "spdx",

@@ -198,8 +198,18 @@ def _spdx_ids(checker: Checker, path: str, value: Any) -> tuple[str, ...] | None
     return tuple(result) if ok else None
 
 
+# What a licence that could not be normalised to SPDX does in a licences gate; fail is the default.
+LICENCE_UNKNOWN = ("fail", "review", "pass")
+
+
 def _gate_licenses(checker: Checker, path: str, parameters: dict, _raw: dict) -> dict | None:
-    ok = _unknown_parameters(checker, path, parameters, allowed=("deny", "allow"), kind="licenses")
+    ok = _unknown_parameters(checker, path, parameters, allowed=("deny", "allow", "unknown"), kind="licenses")
+    unknown = parameters.get("unknown", "fail")
+    if unknown not in LICENCE_UNKNOWN:
+        checker.error(
+            f"{path}.unknown", f"{unknown!r} is not one of {', '.join(LICENCE_UNKNOWN)} (what an unknown licence does)"
+        )
+        ok = False
     deny = _spdx_ids(checker, f"{path}.deny", parameters["deny"]) if "deny" in parameters else ()
     allow = None
     if parameters.get("allow") is not None:
@@ -214,7 +224,10 @@ def _gate_licenses(checker: Checker, path: str, parameters: dict, _raw: dict) ->
     for both in sorted(set(deny) & set(allow or ())):
         checker.error(f"{path}.allow", f"{both!r} is both denied and allowed")
         ok = False
-    return {"deny": deny, "allow": allow} if ok else None
+    if not ok:
+        return None
+    # `unknown` is kept only when written: policies without it read exactly as before (the default is fail).
+    return {"deny": deny, "allow": allow} | ({"unknown": unknown} if "unknown" in parameters else {})
 
 
 def _gate_without_parameters(kind: str):

@@ -6,6 +6,9 @@ under the name the parsers have always raised.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +25,43 @@ from common.safe_formats import (
 )
 
 EvidenceParseError = UnreadableDocument
+
+WARNING_LIMIT = 50  # distinct warnings kept per document; repeats of one are counted, not listed
+_WARNINGS: ContextVar[dict[str, list] | None] = ContextVar("evidence_parse_warnings", default=None)
+
+
+def warn(text: str, *, location: str = "") -> None:
+    """Record something the parser had to interpret (a tool quirk it tolerated); shown with the evidence.
+
+    Repeats of one text are counted against its first location. Outside `collecting_warnings` it does nothing,
+    so the parsers stay usable on their own.
+    """
+    found = _WARNINGS.get()
+    if found is None:
+        return
+    entry = found.get(text)
+    if entry is not None:
+        entry[1] += 1
+    elif len(found) < WARNING_LIMIT:
+        found[text] = [location, 1]
+
+
+@contextmanager
+def collecting_warnings() -> Iterator[list[str]]:
+    """Collect the warnings of the parsing done inside; the list is filled when the block ends."""
+    found: dict[str, list] = {}
+    token = _WARNINGS.set(found)
+    written: list[str] = []
+    try:
+        yield written
+    finally:
+        _WARNINGS.reset(token)
+        written.extend(_warning_line(text, location, count) for text, (location, count) in found.items())
+
+
+def _warning_line(text: str, location: str, count: int) -> str:
+    where = f" (at {location}" + (f" and {count - 1} more place{'s' if count > 2 else ''})" if count > 1 else ")")
+    return text + (where if location else (f" ({count} times)" if count > 1 else ""))
 
 
 def seconds(value: Any) -> float | None:
@@ -44,6 +84,7 @@ def utc_now() -> datetime:
 __all__ = [
     "EvidenceParseError",
     "clean_text",
+    "collecting_warnings",
     "iterparse_xml",
     "json_type_name",
     "local_name",
@@ -53,4 +94,5 @@ __all__ = [
     "secure_xml_parser",
     "seconds",
     "utc_now",
+    "warn",
 ]

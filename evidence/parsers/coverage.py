@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from common.times import parse_timestamp
-from evidence.parsers.base import EvidenceParseError, clean_text, local_name, parse_xml, refuse_declared_entities
+from evidence.parsers.base import (
+    EvidenceParseError,
+    clean_text,
+    local_name,
+    parse_xml,
+    refuse_declared_entities,
+    warn,
+)
 from evidence.parsers.results import CoverageReport, FileCoverage
 
 PATH_LIMIT = 1000
@@ -70,6 +77,15 @@ def parse_cobertura(data: bytes) -> CoverageReport:
             "check that the right file was uploaded as type cobertura",
             location=f"line {root.sourceline}",
         )
+    if _is_clover(root):
+        warn("this is a Clover XML report, not Cobertura; it was read as Clover (statements as lines)")
+        return parse_clover(data, root=root)
+    if not any(local_name(child) == "packages" for child in root):
+        raise EvidenceParseError(
+            "the <coverage> element has no <packages>, so this is not a Cobertura report (coverage.py, Istanbul, "
+            "gcovr and simplecov all write one, empty when nothing was measured); check the file and its type",
+            location=f"line {root.sourceline}",
+        )
     by_path: dict[str, _FileLines] = {}
     # Istanbul writes <class> straight under <packages> when every file sits in one directory, so look
     # for classes anywhere rather than only under <package>/<classes>.
@@ -115,6 +131,95 @@ def parse_cobertura(data: bytes) -> CoverageReport:
         tool=_cobertura_tool(data),
         generated_at=parse_timestamp(root.get("timestamp")),  # milliseconds or seconds, depending on the tool
     )
+
+
+def _is_clover(root: etree._Element) -> bool:
+    """Clover XML shares Cobertura's <coverage> root; it has a clover attribute or a <project> inside."""
+    return root.get("clover") is not None or any(local_name(child) == "project" for child in root)
+
+
+def parse_clover(data: bytes, *, root: etree._Element | None = None) -> CoverageReport:
+    """Read a Clover XML report (PHPUnit, Istanbul/nyc `clover`, OpenClover): per-file <metrics> counts.
+
+    Statements are read as lines and conditionals as branches, as the tools that write Clover count them.
+    """
+    if root is None:
+        root = parse_xml(data)
+        refuse_declared_entities(root)
+    project = next((child for child in root if local_name(child) == "project"), None)
+    if local_name(root) != "coverage" or project is None:
+        raise EvidenceParseError(
+            "a Clover report is <coverage> with a <project> inside; this file has neither",
+            location=f"line {root.sourceline}",
+        )
+    files = [_clover_file(element) for element in project.iter("{*}file")]
+    return _summed_report(
+        files,
+        tool="clover",
+        generated_at=parse_timestamp(root.get("generated")),
+        totals=_clover_metrics(project),
+    )
+
+
+def _summed_report(
+    files: list[FileCoverage],
+    *,
+    tool: str,
+    generated_at,
+    totals: tuple[int, int, int | None, int | None] | None = None,
+) -> CoverageReport:
+    """A report whose totals are the tool's stated (lines, covered, branches, covered), else the files' sums."""
+    if totals is None:
+        branches_valid, branches_covered = _sum_branches(files)
+        totals = (
+            sum(f.lines_valid for f in files),
+            sum(f.lines_covered for f in files),
+            branches_valid,
+            branches_covered,
+        )
+    lines_valid, lines_covered, branches_valid, branches_covered = totals
+    return CoverageReport(
+        line_rate=_rate(lines_covered, lines_valid),
+        branch_rate=_rate(branches_covered or 0, branches_valid) if branches_valid is not None else None,
+        lines_valid=lines_valid,
+        lines_covered=lines_covered,
+        branches_valid=branches_valid,
+        branches_covered=branches_covered,
+        files=files,
+        tool=tool,
+        generated_at=generated_at,
+    )
+
+
+def _clover_metrics(element: etree._Element) -> tuple[int, int, int, int] | None:
+    """(statements, covered statements, conditionals, covered conditionals) of the element's own <metrics>."""
+    metrics = next((child for child in element if local_name(child) == "metrics"), None)
+    if metrics is None or metrics.get("statements") is None:
+        return None
+    return (
+        _required_int(metrics, "statements"),
+        _required_int(metrics, "coveredstatements"),
+        _int_attribute(metrics, "conditionals") or 0,
+        _int_attribute(metrics, "coveredconditionals") or 0,
+    )
+
+
+def _clover_file(element: etree._Element) -> FileCoverage:
+    path = clean_text(element.get("path") or element.get("name") or "", limit=PATH_LIMIT)
+    stated = _clover_metrics(element)
+    if stated is not None:
+        lines_valid, lines_covered, branches_valid, branches_covered = stated
+        return FileCoverage(path, lines_valid, lines_covered, branches_valid, branches_covered)
+    lines = _FileLines()
+    for line in element:
+        if local_name(line) != "line" or line.get("type") == "method":
+            continue
+        number = _required_int(line, "num")
+        lines.add_line(number, (_int_attribute(line, "count") or 0) > 0)
+        if line.get("type") == "cond":
+            taken = sum(1 for side in ("truecount", "falsecount") if (_int_attribute(line, side) or 0) > 0)
+            lines.add_condition(number, taken, 2)
+    return lines.summary(path)
 
 
 def _read_cobertura_line(line: etree._Element, lines: _FileLines) -> None:
@@ -179,20 +284,7 @@ def parse_lcov(data: bytes) -> CoverageReport:
     if not by_path:
         raise EvidenceParseError("no SF: records found; this is not an LCOV tracefile (lcov.info)")
     files = [lines.summary(path) for path, lines in by_path.items()]
-    lines_valid = sum(f.lines_valid for f in files)
-    lines_covered = sum(f.lines_covered for f in files)
-    branches_valid, branches_covered = _sum_branches(files)
-    return CoverageReport(
-        line_rate=_rate(lines_covered, lines_valid),
-        branch_rate=_rate(branches_covered or 0, branches_valid) if branches_valid is not None else None,
-        lines_valid=lines_valid,
-        lines_covered=lines_covered,
-        branches_valid=branches_valid,
-        branches_covered=branches_covered,
-        files=files,
-        tool="lcov",
-        generated_at=None,  # LCOV carries no timestamp
-    )
+    return _summed_report(files, tool="lcov", generated_at=None)  # LCOV carries no timestamp
 
 
 def _read_lcov_entry(*, key: str, value: str, lines: _FileLines, number: int) -> None:
@@ -328,6 +420,9 @@ def _rate_attribute(element: etree._Element, attribute: str) -> float | None:
         raise EvidenceParseError(
             f"{attribute}={value!r} is not a number between 0 and 1", location=f"line {element.sourceline}"
         ) from None
+    if rate != rate:  # NaN: MATLAB and others write it when there was nothing to measure (0/0)
+        warn(f'{attribute}="{value}" was recomputed from the counts', location=f"line {element.sourceline}")
+        return None
     if not 0.0 <= rate <= 1.0:
         raise EvidenceParseError(
             f"{attribute}={value!r} is not a number between 0 and 1", location=f"line {element.sourceline}"
@@ -346,4 +441,4 @@ def _sum_branches(files: list[FileCoverage]) -> tuple[int | None, int | None]:
     return sum(f.branches_valid or 0 for f in measured), sum(f.branches_covered or 0 for f in measured)
 
 
-__all__ = ["parse_cobertura", "parse_jacoco", "parse_lcov"]
+__all__ = ["parse_clover", "parse_cobertura", "parse_jacoco", "parse_lcov"]

@@ -8,8 +8,9 @@ from typing import Any
 from packageurl import PackageURL
 
 from common.times import parse_timestamp
-from evidence.parsers.base import EvidenceParseError, clean_text
+from evidence.parsers.base import EvidenceParseError, clean_text, warn
 from evidence.parsers.results import (
+    SUPPRESSING_VEX_STATUSES,
     VexDocument,
     VexStatement,
     Vulnerability,
@@ -122,6 +123,14 @@ def parse_cyclonedx_vulnerabilities(data: Any) -> VulnerabilityReport:
         recommended = _RECOMMENDED_VERSIONS.search(json_text(item.get("recommendation")))
         fixed_versions = unique_texts(v.strip() for v in recommended.group(1).split(",")) if recommended else ()
         analysis = json_optional_object(item.get("analysis"), f"{path}.analysis")
+        state = json_text(analysis.get("state"))
+        if _CYCLONEDX_VEX_STATES.get(state) in SUPPRESSING_VEX_STATUSES:
+            # The document itself says this one does not apply (a VEX): a statement, not an open finding.
+            warn(
+                f"vulnerabilities whose analysis state is {state!r} are kept as VEX statements, not open findings",
+                location=f"{path}.analysis.state",
+            )
+            continue
         responses = json_array(analysis.get("response"), f"{path}.analysis.response")
         if fixed_versions:
             fix_state = "fixed"

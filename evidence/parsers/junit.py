@@ -15,6 +15,7 @@ from evidence.parsers.base import (
     local_name,
     refuse_declared_entities,
     seconds,
+    warn,
 )
 from evidence.parsers.results import TestCaseResult, TestReport
 
@@ -31,6 +32,24 @@ _TRIM_EVERY = 1024  # cleared test cases kept before their empty shells are drop
 _OUTCOMES = {"failure": "failed", "error": "error", "skipped": "skipped"}
 _RANK = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
 _INFINITY = float("inf")
+# Outcomes some writers give as attributes, with no child element: CTest and the Jenkins xunit schema write
+# status="disabled"/"notrun"/"failed", GoogleTest result="skipped"/"suppressed", others skipped="true".
+_STATUS_ATTRIBUTE = {
+    "disabled": "skipped",
+    "notrun": "skipped",
+    "not_run": "skipped",
+    "skipped": "skipped",
+    "skip": "skipped",
+    "ignored": "skipped",
+    "pending": "skipped",
+    "failed": "failed",
+    "fail": "failed",
+    "failure": "failed",
+    "error": "error",
+    "errored": "error",
+}
+_RESULT_ATTRIBUTE = {"skipped": "skipped", "suppressed": "skipped", "failed": "failed", "error": "error"}
+_TRUE = frozenset({"true", "1", "yes"})
 
 
 def parse_junit(data: bytes) -> TestReport:
@@ -124,6 +143,8 @@ def _read_case(case: etree._Element, suite: str) -> TestCaseResult:
                 text = (child.get("message") or "").strip() or (child.text or "").strip()
                 message = _text(text, limit=MESSAGE_LIMIT)
         properties = tuple(found)
+    if get("status") or get("result") or get("skipped") or get("disabled"):
+        status = _attribute_outcome(case, status)
     if properties or "REQ-" in name or "REQ-" in classname:
         requirement_ids = _requirement_ids(properties=properties, name=name, classname=classname)
     else:
@@ -139,6 +160,29 @@ def _read_case(case: etree._Element, suite: str) -> TestCaseResult:
             if not 0 <= duration < _INFINITY:  # negative, NaN or "inf" is no duration
                 duration = None
     return TestCaseResult(suite, classname, name, status, duration, message, requirement_ids, properties)
+
+
+def _attribute_outcome(case: etree._Element, status: str) -> str:
+    """The outcome written as attributes (status, result, skipped, disabled) when it outranks the children's."""
+    get = case.get
+    stated = [
+        ("status", _STATUS_ATTRIBUTE.get((get("status") or "").strip().lower())),
+        ("result", _RESULT_ATTRIBUTE.get((get("result") or "").strip().lower())),
+        ("skipped", "skipped" if (get("skipped") or "").strip().lower() in _TRUE else None),
+        ("disabled", "skipped" if (get("disabled") or "").strip().lower() in _TRUE else None),
+    ]
+    for attribute, outcome in stated:
+        if outcome is not None and _RANK[outcome] > _RANK[status]:
+            warn(
+                f"a test case with {attribute}={get(attribute)!r} and no <{_CHILD_OF[outcome]}> element was "
+                f"counted as {outcome}",
+                location=f"line {case.sourceline}",
+            )
+            status = outcome
+    return status
+
+
+_CHILD_OF = {"skipped": "skipped", "failed": "failure", "error": "error"}
 
 
 def _read_properties(element: etree._Element) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evidence.parsers.base import EvidenceParseError, clean_text
+from evidence.parsers.base import EvidenceParseError, clean_text, warn
 from evidence.parsers.results import (
     Vulnerability,
     VulnerabilityReport,
@@ -65,8 +65,23 @@ def _osv_vector_score(advisories: list[tuple[dict, str]]) -> float | None:
 
 def _osv_package_vulnerabilities(package_entry: dict, path: str) -> list[Vulnerability]:
     package = json_object(package_entry.get("package"), f"{path}.package")
-    name = json_required_text(package.get("name"), f"{path}.package.name")
+    name = json_text(package.get("name"))
     version = json_text(package.get("version"))
+    commit = json_text(package.get("commit"))
+    shown_name = name
+    if not name:
+        # osv-scanner identifies git dependencies (submodules, vendored repositories) by commit, with an empty
+        # name; the commit (or the version) is then what names the package.
+        shown_name = commit or version
+        if not shown_name:
+            raise EvidenceParseError(
+                "the package has neither a name nor a version or commit to identify it", location=f"{path}.package"
+            )
+        warn(
+            "a package with an empty name was identified by its " + ("commit" if commit else "version"),
+            location=f"{path}.package",
+        )
+    version = version or commit
     advisories: dict[str, tuple[dict, str]] = {}
     for index, advisory in enumerate(json_array(package_entry.get("vulnerabilities"), f"{path}.vulnerabilities")):
         advisory_path = f"{path}.vulnerabilities[{index}]"
@@ -139,7 +154,7 @@ def _osv_package_vulnerabilities(package_entry: dict, path: str) -> list[Vulnera
             Vulnerability(
                 vuln_id=vuln_id,
                 aliases=tuple(a for a in aliases if a != vuln_id),
-                package_name=name,
+                package_name=shown_name,
                 package_version=version,
                 purl=purl,
                 severity=severity,

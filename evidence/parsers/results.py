@@ -111,11 +111,12 @@ class SbomComponent:
     name: str
     version: str
     purl: str
-    license_expression: str  # SPDX expression, the raw licence text when it is not one, or ""
+    license_expression: str  # SPDX id or expression; "unknown" when the text could not be normalised; "" if none
     hashes: tuple[tuple[str, str], ...]
     bom_ref: str
     kind: str
     group: str = ""  # CycloneDX group / Maven groupId; "" when the format has none
+    license_declared: str = ""  # the licence text as the SBOM wrote it, when it differs from the expression
 
 
 @dataclass(frozen=True, slots=True)

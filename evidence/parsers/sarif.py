@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from common.safe_formats import json_type_name
-from evidence.parsers.base import EvidenceParseError, clean_text, parse_json
+from evidence.parsers.base import EvidenceParseError, clean_text, parse_json, warn
 from evidence.parsers.results import SARIF_LEVELS, StaticAnalysisReport, StaticFinding
 from evidence.parsers.severity import severity_from_score
 
@@ -24,6 +24,8 @@ _SEVERITY_WORDS = {
     "info": "low",
     "informational": "low",
 }
+# SARIF §3.27.9: "pass" and "notApplicable" results record that a rule held or did not apply.
+_NOT_FINDINGS = frozenset({"pass", "notApplicable"})
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 
 
@@ -70,6 +72,12 @@ def parse_sarif(data: bytes) -> StaticAnalysisReport:
         if not isinstance(results, list):
             raise EvidenceParseError("'results' must be an array of result objects", location=f"{run_path}.results")
         for result_index, result in enumerate(results):
+            if isinstance(result, dict) and result.get("kind") in _NOT_FINDINGS:
+                warn(
+                    f"results of kind {result['kind']!r} say a rule found nothing to report; they are not findings",
+                    location=f"{run_path}.results[{result_index}]",
+                )
+                continue
             findings.append(
                 _read_result(
                     result=result,
@@ -187,6 +195,17 @@ def _severity(*, result: dict[str, Any], rule: dict[str, Any] | None, level: str
 
 
 def _message(*, result: dict[str, Any], rule: dict[str, Any] | None, path: str) -> str:
+    if result.get("message") is None:
+        # SARIF requires a message, but tools write null for results that are not findings (kind "pass",
+        # "notApplicable") and some for findings too: the rule's description says what it is about.
+        described = _rule_description(rule)
+        kind = result.get("kind", "fail")
+        warn(
+            f"a result of kind {kind!r} has no message; "
+            + ("its rule's description was used" if described else "it is recorded without one"),
+            location=f"{path}.message",
+        )
+        return described
     message = _object(result.get("message"), f"{path}.message")
     text = message.get("text") or message.get("markdown")
     if text is None and isinstance(message.get("id"), str) and rule is not None:
@@ -205,6 +224,14 @@ def _message(*, result: dict[str, Any], rule: dict[str, Any] | None, path: str) 
             lambda m: str(arguments[int(m.group(1))]) if int(m.group(1)) < len(arguments) else m.group(0), text
         )
     return text
+
+
+def _rule_description(rule: dict[str, Any] | None) -> str:
+    for key in ("shortDescription", "fullDescription"):
+        description = (rule or {}).get(key)
+        if isinstance(description, dict) and isinstance(description.get("text"), str):
+            return description["text"]
+    return ""
 
 
 def _location(*, result: dict[str, Any], artifacts: list[Any], path: str) -> tuple[str, int | None]:

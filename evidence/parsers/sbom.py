@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import warnings
 from typing import Any
+from xml.etree import ElementTree
 
-from common.licences import spdx_licensing
+from lxml import etree
+
 from common.times import parse_timestamp
-from evidence.parsers.base import EvidenceParseError, clean_text, parse_json
+from evidence.parsers.base import (
+    EvidenceParseError,
+    clean_text,
+    local_name,
+    parse_json,
+    parse_xml,
+    refuse_declared_entities,
+    warn,
+)
+from evidence.parsers.licences import UNKNOWN, spdx_expression, to_spdx
 from evidence.parsers.results import SbomComponent, SbomDocument
 
 TEXT_LIMIT = 1000
@@ -24,7 +38,7 @@ def parse_cyclonedx(data: bytes) -> SbomDocument:
     if bom.get("bomFormat") != "CycloneDX":
         raise EvidenceParseError(
             f"bomFormat is {bom.get('bomFormat')!r}, not 'CycloneDX'; check that the right file was uploaded "
-            "as type cyclonedx (CycloneDX XML is not accepted: export JSON)",
+            "as type cyclonedx",
             location="bomFormat",
         )
     metadata = _object(bom.get("metadata") or {}, "metadata")
@@ -42,6 +56,50 @@ def parse_cyclonedx(data: bytes) -> SbomDocument:
     )
 
 
+CYCLONEDX_XML_VERSIONS = ("1.1", "1.2", "1.3", "1.4", "1.5", "1.6")
+_CYCLONEDX_NAMESPACE = "http://cyclonedx.org/schema/bom/"
+
+
+def cyclonedx_json(data: bytes) -> bytes:
+    """A CycloneDX document as JSON bytes: JSON as sent; XML (spec 1.1-1.6) read with cyclonedx-python-lib.
+
+    The XML is first read with the hardened parser (no entities, no network), then handed to the library and
+    written back as CycloneDX 1.6 JSON carrying the document's own specVersion, so one reader serves both.
+    """
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"<":
+        return data
+    root = parse_xml(data)
+    refuse_declared_entities(root)
+    namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+    version = namespace.removeprefix(_CYCLONEDX_NAMESPACE) if namespace.startswith(_CYCLONEDX_NAMESPACE) else ""
+    if local_name(root) != "bom" or not version:
+        raise EvidenceParseError(
+            f"the root element is <{local_name(root)}> in namespace {namespace or '(none)'!r}, but CycloneDX XML "
+            f'starts with <bom xmlns="{_CYCLONEDX_NAMESPACE}1.x">; check that the right file was uploaded as type '
+            "cyclonedx",
+            location=f"line {root.sourceline}",
+        )
+    if version not in CYCLONEDX_XML_VERSIONS:
+        raise EvidenceParseError(
+            f"CycloneDX XML {version} is not read; versions {', '.join(CYCLONEDX_XML_VERSIONS)} are",
+            location=f"line {root.sourceline}",
+        )
+    from cyclonedx.model.bom import Bom  # noqa: PLC0415  # heavy; only XML uploads need it
+    from cyclonedx.output.json import JsonV1Dot6  # noqa: PLC0415
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the library's remarks on dependency graphs are not about reading
+            bom = Bom.from_xml(ElementTree.fromstring(etree.tostring(root)))  # noqa: S314  # already hardened
+            document = json.loads(JsonV1Dot6(bom).output_as_string())
+    except (ValueError, TypeError, KeyError, AttributeError, ElementTree.ParseError) as exc:
+        raise EvidenceParseError(
+            f"the CycloneDX {version} XML does not follow its schema ({type(exc).__name__}: {str(exc)[:300]})"
+        ) from None
+    document["specVersion"] = version
+    return json.dumps(document).encode()
+
+
 def _collect_cyclonedx(items: list[Any], *, path: str, into: list[SbomComponent], depth: int) -> None:
     if depth > MAX_NESTING:
         raise EvidenceParseError(f"components nest more than {MAX_NESTING} levels deep", location=path)
@@ -56,7 +114,7 @@ def _collect_cyclonedx(items: list[Any], *, path: str, into: list[SbomComponent]
                 name=clean_text(name, limit=TEXT_LIMIT),
                 version=_text(component.get("version"), f"{item_path}.version"),
                 purl=_text(component.get("purl"), f"{item_path}.purl"),
-                license_expression=_cyclonedx_license(component.get("licenses"), f"{item_path}.licenses"),
+                **_cyclonedx_license(component.get("licenses"), f"{item_path}.licenses"),
                 hashes=_cyclonedx_hashes(component.get("hashes"), f"{item_path}.hashes"),
                 bom_ref=_text(component.get("bom-ref"), f"{item_path}.bom-ref"),
                 kind=_text(component.get("type"), f"{item_path}.type"),
@@ -67,7 +125,7 @@ def _collect_cyclonedx(items: list[Any], *, path: str, into: list[SbomComponent]
         _collect_cyclonedx(nested, path=f"{item_path}.components", into=into, depth=depth + 1)
 
 
-def _cyclonedx_license(value: Any, path: str) -> str:
+def _cyclonedx_license(value: Any, path: str) -> dict[str, str]:
     """One SPDX expression for a component's `licenses`, several entries joined with AND.
 
     Identifiers and expressions are the licence. A `name` counts only when there is neither and it is not
@@ -119,6 +177,34 @@ def _cyclonedx_tools(value: Any, path: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+_TAG_VALUE_START = re.compile(rb"\A(?:\s*#[^\n]*\n|\s*\n)*\s*SPDXVersion\s*:", re.IGNORECASE)
+
+
+def spdx_json(data: bytes) -> bytes:
+    """An SPDX document as JSON bytes: JSON as sent; SPDX 2.2/2.3 tag-value (`syft -o spdx`, `trivy --format
+    spdx`) read with spdx-tools and written as SPDX JSON."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        data = data.decode("utf-16").encode()
+    if not _TAG_VALUE_START.match(data.removeprefix(b"\xef\xbb\xbf")):
+        return data
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EvidenceParseError(f"the tag-value file is not UTF-8 (byte {exc.start})") from None
+    from spdx_tools.spdx.parser.error import SPDXParsingError  # noqa: PLC0415  # heavy; only tag-value needs it
+    from spdx_tools.spdx.parser.tagvalue.parser import Parser  # noqa: PLC0415
+    from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream  # noqa: PLC0415
+
+    try:
+        document = Parser().parse(text)
+    except SPDXParsingError as exc:
+        messages = "; ".join(str(message) for message in exc.get_messages()[:5])
+        raise EvidenceParseError(f"the SPDX tag-value document cannot be read: {messages[:1500]}") from None
+    written = io.StringIO()
+    write_document_to_stream(document, written, validate=False)
+    return written.getvalue().encode()
+
+
 def parse_spdx(data: bytes) -> SbomDocument:
     """Read an SPDX 2.3 JSON document, or an SPDX 3.0 JSON-LD one (detected by its @graph)."""
     document = _object(parse_json(data), "$")
@@ -128,7 +214,7 @@ def parse_spdx(data: bytes) -> SbomDocument:
     if not isinstance(version, str) or not version.startswith("SPDX-2."):
         raise EvidenceParseError(
             f"spdxVersion is {version!r}; SPDX 2.x JSON ('SPDX-2.3') or SPDX 3 JSON-LD is expected — check "
-            "that the right file was uploaded as type spdx (tag-value and RDF are not accepted: export JSON)",
+            "that the right file was uploaded as type spdx (SPDX RDF is not read: send JSON or tag-value)",
             location="spdxVersion",
         )
     creation = _object(document.get("creationInfo") or {}, "creationInfo")
@@ -193,7 +279,7 @@ def _spdx2_package(item: Any, path: str) -> SbomComponent:
         name=clean_text(name, limit=TEXT_LIMIT),
         version=_text(package.get("versionInfo"), f"{path}.versionInfo"),
         purl=purl,
-        license_expression=combine_licenses([licence]),
+        **combine_licenses([licence]),
         hashes=tuple(hashes),
         bom_ref=_text(package.get("SPDXID"), f"{path}.SPDXID"),
         kind=_text(package.get("primaryPackagePurpose"), f"{path}.primaryPackagePurpose").lower(),
@@ -276,31 +362,46 @@ def _spdx3_package(element: dict[str, Any], path: str, licences: dict[tuple[str,
         name=clean_text(name, limit=TEXT_LIMIT),
         version=_text(element.get("software_packageVersion"), f"{path}.software_packageVersion"),
         purl=purl,
-        license_expression=combine_licenses([licence]),
+        **combine_licenses([licence]),
         hashes=tuple(hashes),
         bom_ref=identifier,
         kind=_text(element.get("software_primaryPurpose"), f"{path}.software_primaryPurpose").lower(),
     )
 
 
-def combine_licenses(parts: list[str]) -> str:
-    """Join licence texts with AND and normalise to SPDX ids where possible; keep the raw text otherwise."""
-    kept = [part.strip() for part in parts if part and part.strip() not in _NO_LICENSE]
+def combine_licenses(parts: list[str]) -> dict[str, str]:
+    """`license_expression` and `license_declared` of a component from its licence texts (joined with AND).
+
+    Each text — an SPDX id or expression, a licence name, URL or trove classifier — is normalised to SPDX
+    (evidence.parsers.licences). When one cannot be, the expression is `unknown` and the declared text is kept, so
+    a deny list is never passed by a licence written another way. The declared text is kept whenever it differs.
+    """
+    kept = list(dict.fromkeys(part.strip() for part in parts if part and part.strip() not in _NO_LICENSE))
     if not kept:
-        return ""
-    unique = list(dict.fromkeys(kept))
+        return {"license_expression": "", "license_declared": ""}
+    declared = " AND ".join(f"({part})" if _OPERATOR.search(part) and len(kept) > 1 else part for part in kept)
+    mapped = [to_spdx(part) for part in kept]
+    if any(expression is None for expression in mapped):
+        for part, expression in zip(kept, mapped, strict=True):
+            if expression is None:
+                warn(
+                    f"the licence {part[:200]!r} is not an SPDX id, expression, known name, URL or classifier; "
+                    "recorded as unknown"
+                )
+        return {"license_expression": UNKNOWN, "license_declared": clean_text(declared, limit=LICENSE_LIMIT)}
+    unique = list(dict.fromkeys(e for e in mapped if e))
     # AND binds tighter than OR, so an expression with OR must be bracketed before it is ANDed with others.
     joined = " AND ".join(f"({part})" if _OPERATOR.search(part) and len(unique) > 1 else part for part in unique)
-    return clean_text(normalise_license_expression(joined), limit=LICENSE_LIMIT)
+    expression = unique[0] if len(unique) == 1 else (spdx_expression(joined) or joined)  # one is normalised
+    return {
+        "license_expression": clean_text(expression, limit=LICENSE_LIMIT),
+        "license_declared": "" if declared == expression else clean_text(declared, limit=LICENSE_LIMIT),
+    }
 
 
 def normalise_license_expression(text: str) -> str:
     """The SPDX-normalised form of an expression ("mit" → "MIT", "GPL-2.0+" → "GPL-2.0-or-later"), else text."""
-    try:
-        parsed = spdx_licensing().parse(text, validate=True, strict=False)
-    except Exception:  # license-expression raises assorted error types on odd text; never block on a licence
-        return text
-    return text if parsed is None else str(parsed.render())
+    return spdx_expression(text) or text
 
 
 def normalise_hash_algorithm(name: str) -> str:

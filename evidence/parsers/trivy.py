@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.times import parse_timestamp
-from evidence.parsers.base import EvidenceParseError
+from evidence.parsers.base import EvidenceParseError, warn
 from evidence.parsers.results import (
     Vulnerability,
     VulnerabilityReport,
@@ -112,10 +112,13 @@ def parse_trivy(data: Any) -> VulnerabilityReport:
             scanned_at=None,
         )
     document = json_object(document, "", what="a Trivy report (a JSON object with 'Results', or an array)")
+    if "ClusterName" in document:
+        return _parse_trivy_k8s(document)
     schema = document.get("SchemaVersion")
     if schema is None and "Results" not in document:
         raise EvidenceParseError(
-            "this is not a Trivy JSON report: it has neither 'SchemaVersion' nor 'Results' (use `trivy -f json`)",
+            "this is not a Trivy JSON report: it has neither 'SchemaVersion' and 'Results' (`trivy image|fs|repo "
+            "-f json`) nor 'ClusterName' (`trivy k8s -f json`)",
             location="SchemaVersion",
         )
     if schema is not None and schema != 2:
@@ -132,4 +135,34 @@ def parse_trivy(data: Any) -> VulnerabilityReport:
         tool_version=json_text(trivy.get("Version")),
         target=json_text(document.get("ArtifactName")),
         scanned_at=parse_timestamp(json_text(document.get("CreatedAt"))),
+    )
+
+
+# `trivy k8s --format json`: results nested per workload. Newer Trivy writes {"ClusterName", "Resources": [...]},
+# older (before 0.40) {"ClusterName", "Vulnerabilities": [...], "Misconfigurations": [...]}, each a list of
+# resources {"Namespace", "Kind", "Name", "Results"}.
+_K8S_RESOURCE_LISTS = ("Resources", "Vulnerabilities", "Misconfigurations")
+
+
+def _parse_trivy_k8s(document: dict) -> VulnerabilityReport:
+    vulnerabilities = []
+    for key in _K8S_RESOURCE_LISTS:
+        for index, resource in enumerate(json_array(document.get(key), key)):
+            path = f"{key}[{index}]"
+            resource = json_object(resource, path)
+            if json_text(resource.get("Error")):
+                warn(
+                    f"Trivy could not scan {json_text(resource.get('Kind'))}/{json_text(resource.get('Name'))}: "
+                    f"{json_text(resource.get('Error'), limit=300)}",
+                    location=f"{path}.Error",
+                )
+            vulnerabilities.extend(
+                _trivy_results(json_array(resource.get("Results"), f"{path}.Results"), f"{path}.Results")
+            )
+    return VulnerabilityReport(
+        vulnerabilities=dedupe_vulnerabilities(vulnerabilities),
+        tool="trivy",
+        tool_version="",  # trivy k8s does not record its version
+        target=json_text(document.get("ClusterName")),
+        scanned_at=None,
     )

@@ -132,9 +132,15 @@ def guess_type(name: str, content: bytes) -> str | None:
     if lower.endswith(".xml") or head.lstrip().startswith(b"<"):
         if b"<testsuite" in head:
             return "junit"
-        if b"<coverage" in head or (b"<report" in head and b"jacoco" in head.lower()):
+        if b"<report" in head and b"jacoco" in head.lower():
+            return "jacoco"
+        if b"<coverage" in head:
             return "cobertura"
+        if b"<bom" in head and b"cyclonedx.org/schema/bom" in head:
+            return "cyclonedx"
         return None
+    if lower.endswith(".spdx") or head.lstrip().startswith(b"SPDXVersion:"):
+        return "spdx"
     if lower.endswith(".json"):
         if b'"bomFormat"' in head:
             return "cyclonedx"

@@ -225,6 +225,13 @@ def test_licence_ids_are_normalised_and_license_refs_accepted():
     assert gate.params == {"deny": ("GPL-3.0-only", "AGPL-3.0-only"), "allow": ("MIT", "LicenseRef-acme-eula")}
 
 
+def test_a_licences_gate_says_what_an_unknown_licence_does():
+    text = changed("deny: [GPL-3.0-only]", "deny: [GPL-3.0-only], unknown: review")
+    gate = parse_policy(text).environment("production").gates[1]
+
+    assert gate.params == {"deny": ("GPL-3.0-only",), "allow": None, "unknown": "review"}
+
+
 def test_policy_bytes_with_a_byte_order_mark_are_read():
     policy = parse_policy(b"\xef\xbb\xbf" + MINIMAL.encode("utf-8"))
 
@@ -457,6 +464,7 @@ def test_licence_expression_is_not_an_id():
         ("{id: a, kind: static_analysis, max: {high: 1.5}}", "gates[2].max.high", "expected a whole number"),
         ("{id: c, kind: coverage, min_line_rate: 0.8, min_branch_rate: 2}", "gates[2].min_branch_rate", "must be"),
         ("{id: l, kind: licenses}", "gates[2]", "a licenses gate needs a non-empty deny list"),
+        ("{id: l, kind: licenses, deny: [MIT], unknown: ignore}", "gates[2].unknown", "'ignore' is not one of fail"),
         ("{id: x, kind: cel, expression: 'true'}", "gates[2]", "a cel gate needs a description"),
         ("{id: 'two words', kind: sbom}", "gates[2].id", "gate name 'two words' must be"),
     ],

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,6 +29,13 @@ COMMITS = [
         "message": "REQ-018 add audit log",
     },
 ]
+DATA = Path(__file__).resolve().parent / "data"  # real files of issue 16's formats; provenance in its README
+
+
+def data_bytes(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
 DIGEST = "sha256:" + hashlib.sha256(b"rsd scoring-service image").hexdigest()
 OTHER_DIGEST = "sha256:" + hashlib.sha256(b"something else entirely").hexdigest()
 

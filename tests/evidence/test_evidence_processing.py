@@ -120,14 +120,22 @@ def test_a_crash_in_the_final_write_leaves_the_previous_result_intact(upload, ar
     assert TestResult.objects.filter(evidence=evidence).count() == 3  # the old complete set, not half a new one
 
 
-def test_the_task_is_acks_late_and_retries_transient_errors():
-    from django.db import OperationalError
+def test_the_task_is_acks_late_and_retries_transient_errors(ci_account, artifact):
+    from django.core.files.storage import default_storage
 
+    from evidence import services
     from evidence.tasks import process_evidence
 
     assert process_evidence.acks_late is True
-    assert OperationalError in process_evidence.autoretry_for and OSError in process_evidence.autoretry_for
-    assert process_evidence.retry_backoff
+    evidence, _ = services.evidence_receive_bytes(
+        artifact=artifact, actor=ci_account, evidence_type="junit", data=JUNIT
+    )
+    default_storage.delete(evidence.storage_name)  # reading it raises OSError, a transient error, every time
+
+    assert process_evidence.apply(args=(evidence.pk,)).get() == "failed"  # eager: the retries run at once
+    evidence.refresh_from_db()
+    assert evidence.attempts == process_evidence.max_retries + 1
+    assert evidence.error.startswith(f"gave up after {process_evidence.max_retries} retries")
 
 
 def test_reprocess_request_is_audited_and_refused_while_processing(upload, artifact, release_manager):

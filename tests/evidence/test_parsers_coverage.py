@@ -219,7 +219,11 @@ def test_malformed_lcov_names_the_line(data, expected):
             b"</packages></coverage>",
             "line 2: <line> hits='many'",
         ),
-        (parse_cobertura, b"<coverage line-rate='7'/>", "line-rate='7' is not a number between 0 and 1"),
+        (
+            parse_cobertura,
+            b"<coverage line-rate='7'><packages/></coverage>",
+            "line-rate='7' is not a number between 0 and 1",
+        ),
         (parse_cobertura, b"<coverage>\n<packages>", "line 2"),
         (parse_jacoco, b"<coverage/>", "root element is <coverage>"),
         (parse_jacoco, b"<report><package name='p'>\n<sourcefile name='A.java'><counter type='LINE'/>", "line 2"),

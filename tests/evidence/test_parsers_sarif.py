@@ -89,7 +89,7 @@ def _result(**extra):
 
 
 def test_level_falls_back_to_warning_and_severity_to_the_level():
-    report = parse_sarif(_log([_result(), _result(level="note"), _result(level="error"), _result(kind="pass")]))
+    report = parse_sarif(_log([_result(), _result(level="note"), _result(level="error"), _result(kind="review")]))
     assert [(f.level, f.severity) for f in report.findings] == [
         ("warning", "medium"),
         ("note", "low"),
@@ -167,7 +167,10 @@ def test_null_results_mean_no_findings_from_that_run():
             {"runs": [{"tool": {"driver": {"name": "t"}}, "results": [{"message": {"text": "m"}}, {"ruleId": 7}]}]},
             r"runs\[0\]\.results\[1\]\.ruleId",
         ),
-        ({"runs": [{"tool": {"driver": {"name": "t"}}, "results": [{"ruleId": "r"}]}]}, r"results\[0\]\.message"),
+        (
+            {"runs": [{"tool": {"driver": {"name": "t"}}, "results": [{"ruleId": "r", "message": "text"}]}]},
+            r"results\[0\]\.message",
+        ),
         (
             {"runs": [{"tool": {"driver": {"name": "t"}}, "results": [_result(level="fatal")]}]},
             r"results\[0\]\.level",

@@ -104,9 +104,10 @@ def test_cyclonedx_py_licences_prefer_ids_and_expressions_over_file_labels():
     assert licences == {
         "attrs": "MIT",
         "boolean.py": "BSD-2-Clause",  # not "... AND declared license file: LICENSE.txt"
-        "chardet": "License :: OSI Approved :: GNU Lesser General Public License v2 or later (LGPLv2+)",  # raw name
+        # Classifiers with no one SPDX id (the mapping of cyclonedx-py says which) are unknown, the text kept.
+        "chardet": "unknown",
         "cryptography": "Apache-2.0 OR BSD-3-Clause",
-        "jsonpointer": "License :: OSI Approved :: BSD License",
+        "jsonpointer": "unknown",
         "license-expression": "Apache-2.0",
         "regression-issue868": "",
     }
@@ -154,21 +155,21 @@ def test_spdx_2_and_3_of_the_same_project_list_the_same_packages():
 
 
 @pytest.mark.parametrize(
-    ("parts", "expected"),
+    ("parts", "expected", "declared"),
     [
-        (["mit"], "MIT"),
-        (["GPL-2.0+"], "GPL-2.0-or-later"),
-        (["MIT", "Apache-2.0 OR BSD-3-Clause"], "MIT AND (Apache-2.0 OR BSD-3-Clause)"),
-        (["MIT", "MIT"], "MIT"),
-        (["NOASSERTION"], ""),
-        (["NONE", ""], ""),
-        (["Some Vendor EULA"], "Some Vendor EULA"),
-        (["LicenseRef-acme-1"], "LicenseRef-acme-1"),
-        (["it's (odd"], "it's (odd"),
+        (["mit"], "MIT", "mit"),
+        (["GPL-2.0+"], "GPL-2.0-or-later", "GPL-2.0+"),
+        (["MIT", "Apache-2.0 OR BSD-3-Clause"], "MIT AND (Apache-2.0 OR BSD-3-Clause)", ""),
+        (["MIT", "MIT"], "MIT", ""),
+        (["NOASSERTION"], "", ""),
+        (["NONE", ""], "", ""),
+        (["Some Vendor EULA"], "unknown", "Some Vendor EULA"),
+        (["LicenseRef-acme-1"], "LicenseRef-acme-1", ""),
+        (["it's (odd"], "unknown", "it's (odd"),
     ],
 )
-def test_licences_are_normalised_when_they_parse_and_kept_raw_otherwise(parts, expected):
-    assert combine_licenses(parts) == expected
+def test_licences_are_normalised_to_spdx_and_unknown_otherwise_keeping_the_text(parts, expected, declared):
+    assert combine_licenses(parts) == {"license_expression": expected, "license_declared": declared}
 
 
 @pytest.mark.parametrize(
@@ -206,9 +207,10 @@ def test_cyclonedx_nested_components_odd_licences_and_nul_characters():
     assert (outer.name, outer.kind, outer.license_expression, outer.hashes) == (
         "outer",
         "framework",
-        "Custom",
+        "unknown",
         (("SHA-256", "abcdef"),),
     )
+    assert outer.license_declared == "Custom"
     assert (inner.name, inner.version, inner.license_expression) == ("inner", "1.0", "MIT AND Apache-2.0")
 
 

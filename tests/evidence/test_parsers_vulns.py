@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from evidence.parsers.base import EvidenceParseError
+from evidence.parsers.base import EvidenceParseError, collecting_warnings
 from evidence.parsers.cyclonedx_vulns import parse_cyclonedx_vulnerabilities
 from evidence.parsers.grype import parse_grype
 from evidence.parsers.osv_scanner import parse_osv_scanner
@@ -354,8 +354,22 @@ def test_cyclonedx_trivy_bom_vulnerabilities_take_the_most_severe_rating():
     assert by_id(report, "CVE-2021-20190").severity == "high"
 
 
+def test_a_cyclonedx_vex_not_affected_vulnerability_is_no_open_finding():
+    # The document's own analysis says it does not apply: a statement (parse_cyclonedx_vex), not a finding.
+    with collecting_warnings() as warnings:
+        report = parse_cyclonedx_vulnerabilities(sample_bytes("vulns/cyclonedx-1.4-vex-bomlink.json"))
+
+    assert report.vulnerabilities == []
+    assert warnings == [
+        "vulnerabilities whose analysis state is 'not_affected' are kept as VEX statements, not open findings "
+        "(at vulnerabilities[0].analysis.state)"
+    ]
+
+
 def test_cyclonedx_bom_link_ref_is_resolved_to_its_purl():
-    report = parse_cyclonedx_vulnerabilities(sample_bytes("vulns/cyclonedx-1.4-vex-bomlink.json"))
+    document = json.loads(sample_bytes("vulns/cyclonedx-1.4-vex-bomlink.json"))
+    del document["vulnerabilities"][0]["analysis"]  # the same finding before anyone assessed it
+    report = parse_cyclonedx_vulnerabilities(json.dumps(document).encode())
 
     (vulnerability,) = report.vulnerabilities
     assert vulnerability.purl == "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.10.0?type=jar"

@@ -92,7 +92,7 @@ def no_network(monkeypatch):
 def test_external_dtd_references_are_accepted_and_never_fetched(no_network):
     cobertura = (
         b'<?xml version="1.0"?>\n<!DOCTYPE coverage SYSTEM "http://127.0.0.1:9/coverage-04.dtd">\n'
-        b'<coverage line-rate="0.5" lines-valid="2" lines-covered="1"/>'
+        b'<coverage line-rate="0.5" lines-valid="2" lines-covered="1"><packages/></coverage>'
     )
     assert parse_cobertura(cobertura).line_rate == 0.5
     jacoco = (
