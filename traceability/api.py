@@ -381,7 +381,20 @@ class ChangeRequestItemsApi(APIView):
 
 
 class BaselineListApi(APIView):
-    @extend_schema(responses=dict)
+    @extend_schema(
+        responses=inline_serializer(
+            "BaselineSummary",
+            {
+                "release": serializers.CharField(),
+                "taken_at": serializers.DateTimeField(),
+                "taken_by": serializers.CharField(),
+                "sha256": serializers.CharField(),
+                "coverage": serializers.JSONField(allow_null=True),
+                "counts": serializers.JSONField(allow_null=True),
+            },
+            many=True,
+        )
+    )
     def get(self, request, product):
         product = product_for(request, product)
         return Response(
