@@ -134,11 +134,19 @@ class FormParser(parsers.FormParser):
 
 
 class MultiPartParser(parsers.MultiPartParser):
-    """Checks the text fields only: uploaded files are stored as bytes, and may hold anything."""
+    """Checks the text fields only: uploaded files are stored as bytes, and may hold anything.
+
+    A view that reads parts once each names them in `single_parts`: a part sent twice is a 400 naming it (Django
+    would keep the last silently, so which of two files was stored would depend on their order)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         parsed = super().parse(stream, media_type, parser_context)
         problem = unstorable_field(parsed.data, kind="form field")
         if problem:
             raise ParseError(problem)
+        view = (parser_context or {}).get("view")
+        for name in getattr(view, "single_parts", ()):
+            count = len(parsed.data.getlist(name)) + len(parsed.files.getlist(name))
+            if count > 1:
+                raise ParseError(f"the multipart part '{name}' is sent {count} times; send it once")
         return parsed

@@ -52,6 +52,8 @@ class ImportOutput(serializers.Serializer):
 class RequirementsImportApi(APIView):
     """Import requirements, hazards and risk controls (CSV, JSON, ReqIF); re-importing the same file changes nothing."""
 
+    single_parts = ("format", "file")
+
     @extend_schema(request={"multipart/form-data": ImportInput}, responses=ImportOutput)
     def post(self, request, product):
         product = _writable_product(request, product)
