@@ -55,13 +55,18 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
-def too_large_detail(size: int | None = None) -> str:
-    """Why a JSON or form body, or the form fields of an upload, is refused: over DATA_UPLOAD_MAX_MEMORY_SIZE."""
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+def too_large_detail(size: int | None = None, *, limit: int | None = None) -> str:
+    """Why a body is refused as too large: by default, JSON and form fields over DATA_UPLOAD_MAX_MEMORY_SIZE."""
     said = f" ({size} bytes)" if size is not None else ""
+    if limit is None or limit == settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return (
+            f"the request body{said} is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes for JSON and "
+            "form fields; send large documents as a file upload where the operation takes one "
+            "(docs/security.md lists the limits)"
+        )
     return (
-        f"the request body{said} is over the limit of {limit} bytes for JSON and form fields; "
-        "send large documents as a file upload where the operation takes one (docs/security.md lists the limits)"
+        f"the request body{said} is over the limit of {limit} bytes for uploads; split it, or ask an administrator "
+        "to raise CUSTODY_MAX_UPLOAD_MB (docs/security.md lists the limits)"
     )
 
 

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from changecontrol.access import product_for, require_person, require_scope, token_of
 from changecontrol.models import Product, Role
 from changecontrol.roles import roles_of
-from common.api import validated
+from common.api import MULTIPART_OVERHEAD, validated
 from common.api_parsers import MultiPartParser
 from common.api_schema import ErrorOutput
 from common.errors import NotPermitted, ValidationFailed
@@ -23,7 +23,6 @@ WRITE_SCOPE = "evidence:write"
 # People who may register builds and upload evidence with their session; auditors change nothing.
 WRITER_ROLES = {Role.ENGINEER, Role.RELEASE_MANAGER, Role.SRE, Role.ADMIN, Role.QUALITY, Role.SECURITY}
 KEY_ADMIN_ROLES = {Role.ADMIN, Role.SECURITY}
-MULTIPART_OVERHEAD = 1024 * 1024  # boundaries and the small form fields around the files
 
 
 def require_writer(request, product: Product) -> None:

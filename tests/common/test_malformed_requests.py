@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from common.safe_formats import MAX_JSON_NUMBER_CHARS
 from evidence.models import Build, Evidence
-from tests.common.test_api_parsers import artifact_digest, assert_invalid_input, build_body, ci, nested  # noqa: F401
+from tests.common.helpers import assert_invalid_input, build_body, nested
 from tests.conftest import open_change_request
 from traceability.models import TraceItem
 
@@ -91,7 +91,7 @@ def test_change_request_items_of_the_wrong_type_are_400_naming_items(rory, chang
 
 
 @pytest.mark.parametrize("number", ["1" * 5000, "1" * (MAX_JSON_NUMBER_CHARS + 1), "0." + "1" * 200])
-def test_a_json_number_longer_than_the_limit_is_400_and_stores_nothing(ci, number):  # noqa: F811
+def test_a_json_number_longer_than_the_limit_is_400_and_stores_nothing(ci, number):
     raw = json.dumps(build_body()).replace("}", f', "parameters": {{"n": {number}}}}}')
     detail = assert_invalid_input(post_json(ci, "/api/v1/products/rsd/builds", raw), "number", "string")
     assert len(detail) < 400
@@ -99,12 +99,12 @@ def test_a_json_number_longer_than_the_limit_is_400_and_stores_nothing(ci, numbe
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
-def test_nan_infinity_and_numbers_beyond_a_float_are_400(ci, literal):  # noqa: F811
+def test_nan_infinity_and_numbers_beyond_a_float_are_400(ci, literal):
     raw = json.dumps(build_body()).replace("}", f', "parameters": {{"n": {literal}}}}}')
     assert_invalid_input(post_json(ci, "/api/v1/products/rsd/builds", raw))
 
 
-def test_a_number_as_long_as_the_limit_is_accepted(ci):  # noqa: F811
+def test_a_number_as_long_as_the_limit_is_accepted(ci):
     raw = json.dumps(build_body()).replace("}", f', "parameters": {{"n": {"9" * MAX_JSON_NUMBER_CHARS}}}}}')
     assert post_json(ci, "/api/v1/products/rsd/builds", raw).status_code == 201
 
@@ -120,29 +120,29 @@ def test_a_body_that_is_not_utf8_is_400(rory):
 # ---------------------------------------------------------------- requirement imports (JSON)
 
 
-def test_a_requirement_import_nested_ten_thousand_deep_is_400_and_imports_nothing(ci):  # noqa: F811
+def test_a_requirement_import_nested_ten_thousand_deep_is_400_and_imports_nothing(ci):
     raw = b'{"items": [{"id": "REQ-1", "title": "t", "attributes": ' + nested(10_000) + b"}]}"
     assert_invalid_input(import_json(ci, raw), "nothing was imported", "deeper than")
     assert not TraceItem.objects.exists()
 
 
-def test_a_requirement_import_with_an_unpaired_surrogate_is_400_naming_the_path(ci):  # noqa: F811
+def test_a_requirement_import_with_an_unpaired_surrogate_is_400_naming_the_path(ci):
     raw = b'{"items": [{"id": "REQ-1", "title": "Alarm \\udc00 limits"}]}'
     assert_invalid_input(import_json(ci, raw), "items[0].title", "surrogate")
     assert not TraceItem.objects.exists()
 
 
-def test_a_requirement_import_with_a_5000_digit_number_is_400(ci):  # noqa: F811
+def test_a_requirement_import_with_a_5000_digit_number_is_400(ci):
     raw = b'{"items": [{"id": "REQ-1", "title": "t", "severity": ' + b"7" * 5000 + b"}]}"
     assert_invalid_input(import_json(ci, raw), "nothing was imported", "5000 characters")
     assert not TraceItem.objects.exists()
 
 
-def test_a_requirement_import_with_nan_is_400(ci):  # noqa: F811
+def test_a_requirement_import_with_nan_is_400(ci):
     assert_invalid_input(import_json(ci, b'[{"id": "REQ-1", "title": "t", "severity": NaN}]'), "NaN")
 
 
-def test_a_reqif_import_nested_past_the_xml_limit_is_400(ci):  # noqa: F811
+def test_a_reqif_import_nested_past_the_xml_limit_is_400(ci):
     raw = b'<?xml version="1.0"?><REQ-IF>' + b"<a>" * 5000 + b"</a>" * 5000 + b"</REQ-IF>"
     file = io.BytesIO(raw)
     file.name = "items.reqif"
@@ -153,7 +153,7 @@ def test_a_reqif_import_nested_past_the_xml_limit_is_400(ci):  # noqa: F811
 # ---------------------------------------------------------------- oversized bodies: 413
 
 
-def test_a_json_body_over_the_limit_is_a_json_413_before_it_is_read(ci, settings):  # noqa: F811
+def test_a_json_body_over_the_limit_is_a_json_413_before_it_is_read(ci, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
     raw = json.dumps(build_body(parameters={"blob": "x" * 5000}))
     detail = assert_error(post_json(ci, "/api/v1/products/rsd/builds", raw), 413, "too_large", "2000 bytes")
@@ -161,7 +161,7 @@ def test_a_json_body_over_the_limit_is_a_json_413_before_it_is_read(ci, settings
     assert not Build.objects.exists()
 
 
-def test_a_form_body_over_the_limit_is_a_json_413(ci, settings):  # noqa: F811
+def test_a_form_body_over_the_limit_is_a_json_413(ci, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
     response = ci.post(
         "/api/v1/products/rsd/builds",
@@ -171,7 +171,7 @@ def test_a_form_body_over_the_limit_is_a_json_413(ci, settings):  # noqa: F811
     assert_error(response, 413, "too_large")
 
 
-def test_multipart_form_fields_over_the_limit_are_a_json_413_not_an_html_400(ci, artifact_digest, settings):  # noqa: F811
+def test_multipart_form_fields_over_the_limit_are_a_json_413_not_an_html_400(ci, artifact_digest, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
     response = ci.post(
         f"/api/v1/artifacts/{artifact_digest}/evidence",
@@ -182,7 +182,7 @@ def test_multipart_form_fields_over_the_limit_are_a_json_413_not_an_html_400(ci,
     assert not Evidence.objects.exists()
 
 
-def test_too_many_multipart_fields_are_a_json_413(ci, artifact_digest, settings):  # noqa: F811
+def test_too_many_multipart_fields_are_a_json_413(ci, artifact_digest, settings):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
     fields = {f"extra{i}": "x" for i in range(20)}
     response = ci.post(
@@ -193,7 +193,7 @@ def test_too_many_multipart_fields_are_a_json_413(ci, artifact_digest, settings)
     assert_error(response, 413, "too_large", "more than 10 fields")
 
 
-def test_too_many_query_parameters_are_a_json_413_even_outside_a_view(ci, settings):  # noqa: F811
+def test_too_many_query_parameters_are_a_json_413_even_outside_a_view(ci, settings):
     # Read by middleware, before any view: Django's handler400 answers, and under /api/ it answers JSON.
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
     response = ci.get("/api/v1/products?" + "&".join(f"p{i}=1" for i in range(20)))
@@ -210,7 +210,7 @@ def test_pages_keep_the_html_400_for_too_many_fields(api, cast, settings):
 # ---------------------------------------------------------------- multipart parts
 
 
-def test_two_file_parts_in_one_evidence_upload_are_400_naming_the_part(ci, artifact_digest):  # noqa: F811
+def test_two_file_parts_in_one_evidence_upload_are_400_naming_the_part(ci, artifact_digest):
     response = ci.post(
         f"/api/v1/artifacts/{artifact_digest}/evidence",
         {"type": "generic", "file": [SimpleUploadedFile("a.txt", b"first"), SimpleUploadedFile("b.txt", b"second")]},
@@ -220,7 +220,7 @@ def test_two_file_parts_in_one_evidence_upload_are_400_naming_the_part(ci, artif
     assert not Evidence.objects.exists()
 
 
-def test_two_type_parts_in_one_evidence_upload_are_400_naming_the_part(ci, artifact_digest):  # noqa: F811
+def test_two_type_parts_in_one_evidence_upload_are_400_naming_the_part(ci, artifact_digest):
     response = ci.post(
         f"/api/v1/artifacts/{artifact_digest}/evidence",
         {"type": ["generic", "junit"], "file": SimpleUploadedFile("a.txt", b"first")},
@@ -229,7 +229,7 @@ def test_two_type_parts_in_one_evidence_upload_are_400_naming_the_part(ci, artif
     assert_invalid_input(response, "'type'", "2 times")
 
 
-def test_an_evidence_upload_without_a_type_part_is_400_naming_it(ci, artifact_digest):  # noqa: F811
+def test_an_evidence_upload_without_a_type_part_is_400_naming_it(ci, artifact_digest):
     response = ci.post(
         f"/api/v1/artifacts/{artifact_digest}/evidence",
         {"file": SimpleUploadedFile("a.txt", b"first")},
@@ -238,12 +238,12 @@ def test_an_evidence_upload_without_a_type_part_is_400_naming_it(ci, artifact_di
     assert_invalid_input(response, "multipart part `type`", "junit")
 
 
-def test_an_evidence_upload_without_a_file_part_is_400_naming_it(ci, artifact_digest):  # noqa: F811
+def test_an_evidence_upload_without_a_file_part_is_400_naming_it(ci, artifact_digest):
     response = ci.post(f"/api/v1/artifacts/{artifact_digest}/evidence", {"type": "generic"}, format="multipart")
     assert_invalid_input(response, "multipart part `file`")
 
 
-def test_a_requirement_import_with_two_files_or_none_is_400_naming_the_part(ci):  # noqa: F811
+def test_a_requirement_import_with_two_files_or_none_is_400_naming_the_part(ci):
     first, second = io.BytesIO(b"id,title\nREQ-1,a\n"), io.BytesIO(b"id,title\nREQ-2,b\n")
     first.name, second.name = "a.csv", "b.csv"
     twice = ci.post(IMPORT, {"format": "csv", "file": [first, second]}, format="multipart")
@@ -275,35 +275,51 @@ def raw_request(base_url: str, path: str, *, token: str, body_chunks: list[bytes
         connection.close()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_chunked_upload_without_a_length_is_411_saying_to_send_one(live_server, ci_token, artifact_digest):  # noqa: F811
-    boundary = "custody-boundary"
-    body = (
+def evidence_upload_body(boundary: str) -> bytes:
+    return (
         f'--{boundary}\r\nContent-Disposition: form-data; name="type"\r\n\r\ngeneric\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello\r\n'
         f"--{boundary}--\r\n"
     ).encode()
-    status, content_type, answer = raw_request(
-        live_server.url,
-        f"/api/v1/artifacts/{artifact_digest}/evidence",
-        token=ci_token,
+
+
+def send_chunked_upload(base_url: str, token: str, digest: str) -> tuple:
+    body = evidence_upload_body("custody-boundary")
+    return raw_request(
+        base_url,
+        f"/api/v1/artifacts/{digest}/evidence",
+        token=token,
         body_chunks=[body[:40], body[40:]],
-        content_type=f"multipart/form-data; boundary={boundary}",
+        content_type="multipart/form-data; boundary=custody-boundary",
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_upload_is_read_whole_under_gunicorn(gunicorn_url, ci_token, artifact_digest):
+    status, _, answer = send_chunked_upload(gunicorn_url, ci_token, artifact_digest)
+    assert status == 202, answer
+    evidence = Evidence.objects.get()
+    assert (evidence.evidence_type, evidence.size) == ("generic", 5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_json_body_over_the_limit_is_413_under_gunicorn(gunicorn_url, ci_token):
+    status, content_type, answer = raw_request(
+        gunicorn_url,
+        "/api/v1/products/rsd/builds",
+        token=ci_token,
+        body_chunks=[json.dumps(build_body(parameters={"blob": "x" * 1024})).encode()] * 11 * 1024,
+        content_type="application/json",
+    )
+    assert (status, content_type, answer["error"]) == (413, "application/json", "too_large"), answer
+    assert not Build.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_upload_is_411_where_the_server_cannot_decode_it(live_server, ci_token, artifact_digest):
+    # Django's development server (live_server) gives the application the raw chunked bytes: ask for a length.
+    status, content_type, answer = send_chunked_upload(live_server.url, ci_token, artifact_digest)
     assert (status, content_type) == (411, "application/json")
     assert answer["error"] == "length_required"
     assert "Content-Length" in answer["detail"]
     assert not Evidence.objects.exists()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_chunked_json_body_without_a_length_is_411(live_server, ci_token):
-    status, _, answer = raw_request(
-        live_server.url,
-        "/api/v1/products/rsd/builds",
-        token=ci_token,
-        body_chunks=[json.dumps(build_body()).encode()],
-        content_type="application/json",
-    )
-    assert status == 411, answer
-    assert not Build.objects.exists()

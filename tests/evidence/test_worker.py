@@ -14,6 +14,7 @@ from django.db import connection
 
 from evidence.models import Evidence, TestResult
 from tests.evidence.conftest import DIGEST
+from tests.subprocesses import stop
 
 JUNIT = b'<testsuite name="w"><testcase classname="worker" name="test_REQ-001 runs"/><testcase classname="worker" name="b"/></testsuite>'  # noqa: E501
 
@@ -61,11 +62,7 @@ def celery_worker_process(transactional_db, private_media, settings):
         try:
             yield worker, log
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            stop(worker)
             app.conf.task_always_eager = True
 
 
