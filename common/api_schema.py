@@ -3,8 +3,9 @@
 Every API error has one shape (common.api_errors); this schema class adds it to each operation for the statuses
 that operation can answer, so generated clients and the schema fuzzer (docs/security.md) know them:
 400 for an operation that reads a body or query parameters, 401 and 403 for one that needs credentials, 404 for one
-that names a resource (a path or query parameter), 413 and 415 for one that reads a body. An operation that answers
-another error (409 for a wrong state) declares it itself with `extend_schema(responses=...)`.
+that names a resource (a path or query parameter), 409 (a wrong state, DESIGN §7), 411, 413 and 415 for one that
+writes. An operation that answers an error with more to say (409 `content_changed` naming both hashes) declares it
+itself with `extend_schema(responses=...)`, and that declaration is kept.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ ERROR_DESCRIPTIONS = {
     401: "No valid credentials: send `Authorization: Bearer <token>`, or sign in.",
     403: "The credentials may see this but not do it (a missing scope or role, a separation-of-duties rule).",
     404: "Not found, or not visible to these credentials.",
+    409: "The record is not in a state that allows this, or conflicts with one already recorded: `detail` says which.",
+    411: "The body was sent chunked without a Content-Length to a server that cannot decode it: send its length.",
     413: "The body is larger than Custody accepts (docs/security.md lists the limits).",
     415: "The body's Content-Type is not one this operation reads.",
 }
@@ -56,5 +59,5 @@ class AutoSchema(openapi.AutoSchema):
         if names_resource:
             statuses.append(404)
         if has_body:
-            statuses += [413, 415]
+            statuses += [409, 411, 413, 415]
         return statuses
