@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from common.safe_formats import MAX_JSON_NUMBER_CHARS
+from common.safe_formats import MAX_JSON_NUMBER_CHARS, UnreadableDocument, parse_json
 from evidence.models import Build, Evidence
 from tests.common.helpers import assert_invalid_input, build_body, nested
 from tests.conftest import open_change_request
@@ -323,3 +323,23 @@ def test_a_chunked_upload_is_411_where_the_server_cannot_decode_it(live_server, 
     assert answer["error"] == "length_required"
     assert "Content-Length" in answer["detail"]
     assert not Evidence.objects.exists()
+
+
+# ---------------------------------------------------------------- the one JSON reader (evidence reports use it too)
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b'{"n": ' + b"1" * 5000 + b"}", "5000 characters"),
+        (b'{"n": NaN}', "NaN"),
+        (b'{"n": -Infinity}', "-Infinity"),
+        (b'{"n": 1e400}', "too large"),
+        (b"[" * 100_000 + b"]" * 100_000, "deeper than"),
+        (b'{"n": ', "line 1 column 7"),
+    ],
+)
+def test_an_uploaded_json_document_that_cannot_be_read_says_why(raw, said):
+    with pytest.raises(UnreadableDocument) as refused:
+        parse_json(raw)
+    assert said in str(refused.value)
