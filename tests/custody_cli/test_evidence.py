@@ -30,7 +30,6 @@ from evidence.models import Artifact, Build, Evidence
 from evidence.models import TestResult as CaseResult  # not collected as a test class
 from tests.evidence.conftest import KeyPair, dsse_envelope, slsa_statement
 from tests.samples import sample_path
-from tests.subprocesses import stop
 
 DIGEST = "sha256:" + hashlib.sha256(b"rsd scoring-service image, cli").hexdigest()
 PIPELINE_URL = "https://github.com/acme/rsd/actions/runs/7001"
@@ -584,7 +583,11 @@ def celery_worker_process(transactional_db, private_media):
         try:
             yield log
         finally:
-            stop(worker)
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
             app.conf.task_always_eager = True
 
 

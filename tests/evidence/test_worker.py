@@ -14,7 +14,6 @@ from django.db import connection
 
 from evidence.models import Evidence, TestResult
 from tests.evidence.conftest import DIGEST
-from tests.subprocesses import stop
 
 JUNIT = b'<testsuite name="w"><testcase classname="worker" name="test_REQ-001 runs"/><testcase classname="worker" name="b"/></testsuite>'  # noqa: E501
 
@@ -62,7 +61,11 @@ def celery_worker_process(transactional_db, private_media, settings):
         try:
             yield worker, log
         finally:
-            stop(worker)
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
             app.conf.task_always_eager = True
 
 
