@@ -22,7 +22,7 @@ TEST_ENV := CUSTODY_DEBUG=0 \
 RUN_ENV := CUSTODY_DEBUG=1 CUSTODY_TASKS_EAGER=1 CUSTODY_VAR_DIR=$(CURDIR)/var \
 	CUSTODY_AUDIT_WITNESSES=file:$(CURDIR)/var/witness/checkpoints.jsonl
 
-.PHONY: run test lint bench install system-packages lock clean
+.PHONY: run test fuzz lint bench install system-packages lock clean
 
 $(STAMP): requirements/app.txt requirements/dev.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ test: $(STAMP) system-packages
 	if [ $$status -ne 0 ] && [ $$status -ne 5 ]; then exit $$status; fi
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q -m "not worker" $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$status
+
+## The schema fuzzer with a larger budget than `make test` gives it (docs/security.md, "Input limits and fuzzing").
+fuzz: $(STAMP)
+	mkdir -p var/test staticfiles
+	$(TEST_ENV) CUSTODY_FUZZ_EXAMPLES=$${CUSTODY_FUZZ_EXAMPLES:-200} \
+		CUSTODY_FUZZ_PHASES=$${CUSTODY_FUZZ_PHASES:-examples,coverage,fuzzing,stateful} \
+		$(PY) -m pytest -q -m fuzz $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -340,7 +340,22 @@ class PromotionSignApi(APIView):
 class PendingApprovalsApi(APIView):
     """Promotions awaiting a signature the caller could give."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(
+        responses=inline_serializer(
+            "PendingApproval",
+            {
+                "id": serializers.CharField(),
+                "product": serializers.CharField(),
+                "release": serializers.CharField(),
+                "environment": serializers.CharField(),
+                "tier": serializers.CharField(),
+                "requester": serializers.CharField(),
+                "requested_at": serializers.DateTimeField(),
+                "url": serializers.CharField(),
+            },
+            many=True,
+        )
+    )
     def get(self, request):
         if token_of(request) is not None and request.user.is_service_account:
             return Response([])

@@ -6,7 +6,7 @@ import csv
 import json
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -353,16 +353,18 @@ class ChangeRequestSignApi(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+class RiskAnswersInput(serializers.Serializer):
+    answers = serializers.DictField(
+        child=serializers.CharField(allow_blank=True), required=False, help_text="question → the chosen answer"
+    )
+
+
 class RiskPreviewApi(APIView):
-    @extend_schema(request=inline_serializer("RiskAnswers", {"answers": serializers.DictField()}), responses=dict)
+    @extend_schema(request=RiskAnswersInput, responses=dict)
     def post(self, request, product):
         product = product_for(request, product)
-        answers = request.data.get("answers", {})
-        if not isinstance(answers, dict):
-            answers = {}
-        return Response(
-            services.risk_preview(product=product, answers={str(k): str(v) for k, v in answers.items() if v})
-        )
+        answers = validated(RiskAnswersInput, request.data).get("answers", {})
+        return Response(services.risk_preview(product=product, answers={k: v for k, v in answers.items() if v}))
 
 
 class AuditEventOutput(serializers.Serializer):

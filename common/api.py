@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Room for the boundaries and small form fields around the files of a multipart upload, over the files' own limit.
+MULTIPART_OVERHEAD = 1024 * 1024
+
 
 def validated(serializer_class, data, *, context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The request body checked by an input serializer; a bad one is a 400 naming every field (DRF's ValidationError).

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -18,6 +25,7 @@ _CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    411: "length_required",
     413: "too_large",
     415: "unsupported_media_type",
     429: "throttled",
@@ -47,6 +55,42 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def too_large_detail(size: int | None = None, *, limit: int | None = None) -> str:
+    """Why a body is refused as too large: by default, JSON and form fields over DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    said = f" ({size} bytes)" if size is not None else ""
+    if limit is None or limit == settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return (
+            f"the request body{said} is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes for JSON and "
+            "form fields; send large documents as a file upload where the operation takes one "
+            "(docs/security.md lists the limits)"
+        )
+    return (
+        f"the request body{said} is over the limit of {limit} bytes for uploads; split it, or ask an administrator "
+        "to raise CUSTODY_MAX_UPLOAD_MB (docs/security.md lists the limits)"
+    )
+
+
+def refused_while_reading(exception) -> tuple[int, str]:
+    """The status and detail for a request Django refused while reading it (a SuspiciousOperation)."""
+    if isinstance(exception, RequestDataTooBig):
+        return 413, too_large_detail()
+    if isinstance(exception, TooManyFieldsSent):
+        return 413, (
+            f"the request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields; send fewer, "
+            "or send the data as a JSON body or a file"
+        )
+    if isinstance(exception, TooManyFilesSent):
+        return 413, f"the request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files; send fewer"
+    return 400, f"the request was refused as malformed ({exception or 'no reason given'}): fix it and send it again"
+
+
+def bad_request(request, exception=None):
+    """handler400: under /api/ a request Django refused while reading it is a §7 JSON error (413 when too large)."""
+    if is_api_path(request.path_info):
+        return error_response(*refused_while_reading(exception))
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request):
     """handler500: CI scripts parse API errors as JSON, even this one; pages keep the HTML page."""
     if is_api_path(request.path_info):
@@ -73,6 +117,11 @@ def exception_handler(exc, context):
         return Response({"error": "not_found", "detail": NOT_FOUND_DETAIL}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, SuspiciousOperation):
+        # Raised by Django while DRF reads the body (too large, too many fields): answered here so the response
+        # keeps the request's renderer and headers, rather than by handler400.
+        status_code, detail = refused_while_reading(exc)
+        return Response({"error": _CODES[status_code], "detail": detail}, status=status_code)
     if isinstance(exc, exceptions.APIException):
         body = {"error": _CODES.get(exc.status_code, "error"), "detail": _flatten(exc.detail)}
         if isinstance(exc, exceptions.NotAuthenticated) and exc.detail == exceptions.NotAuthenticated.default_detail:

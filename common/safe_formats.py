@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from typing import Any
 
@@ -103,16 +104,62 @@ def local_name(element: etree._Element) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse_json(data: bytes) -> Any:
-    """Parse JSON; a syntax error names the line and column."""
+# Longer than any count, size or version a report or API client writes, and far below the 4,300 digits at which
+# Python refuses to convert an integer to text (so nothing that encodes the value again can fail on it).
+MAX_JSON_NUMBER_CHARS = 100
+# Deeper than any build parameters, policy or report a pipeline sends, and far below Python's recursion limit, so
+# nothing that encodes the data again (jsonb, the audit trail's canonical hash) can overflow the stack.
+MAX_JSON_DEPTH = 100
+TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels is not accepted: flatten it"
+
+
+def _number(literal: str) -> None:
+    if len(literal) > MAX_JSON_NUMBER_CHARS:
+        raise UnreadableDocument(
+            f"a JSON number is {len(literal)} characters long ({literal[:20]}…); numbers longer than "
+            f"{MAX_JSON_NUMBER_CHARS} characters are not accepted: send it as a string"
+        )
+
+
+def _integer(literal: str) -> int:
+    _number(literal)
+    return int(literal)
+
+
+def _float(literal: str) -> float:
+    _number(literal)
+    value = float(literal)
+    if math.isinf(value):
+        raise UnreadableDocument(f"the JSON number {literal} is too large for a floating-point number: send a string")
+    return value
+
+
+def _constant(literal: str) -> None:
+    raise UnreadableDocument(f"{literal} is not a JSON value (JSON has no NaN or Infinity): send null or a string")
+
+
+def decode_json(text: str, *, what: str = "the body") -> Any:
+    """The one way Custody reads JSON it did not write: a syntax error names the line and column; NaN, Infinity,
+    numbers longer than MAX_JSON_NUMBER_CHARS and nesting that exhausts the stack are refused (UnreadableDocument).
+    Callers that store the result also refuse nesting deeper than MAX_JSON_DEPTH (common.api_parsers.check_json)."""
     try:
-        return json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise UnreadableDocument(f"the file is not UTF-8 text (byte {exc.start})") from None
+        return json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise UnreadableDocument(
-            f"the file is not valid JSON: {exc.msg}", location=f"line {exc.lineno} column {exc.colno}"
+            f"{what} is not valid JSON: {exc.msg}", location=f"line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        # The json module recurses once per level: a document nested thousands deep exhausts the stack.
+        raise UnreadableDocument(TOO_DEEP) from None
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse an uploaded JSON file (decode_json's rules); a syntax error names the line and column."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableDocument(f"the file is not UTF-8 text (byte {exc.start})") from None
+    return decode_json(text, what="the file")
 
 
 def clean_text(value: Any, *, limit: int | None = None) -> str:

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "common.middleware.RequestContextMiddleware",
     "common.middleware.RefuseUnstorableInputMiddleware",
+    "common.middleware.ApiBodyLimitsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "changecontrol.middleware.IdleSessionTimeoutMiddleware",
 ]
@@ -317,7 +318,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "common.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "common.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's parsers, refusing what the database cannot store (NUL) and JSON nested too deep: 400, never 500.

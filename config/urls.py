@@ -37,5 +37,6 @@ urlpatterns = [
 ]
 
 # Under /api/ every error is JSON in the §7 shape, a path no route matches included; pages keep the HTML pages.
+handler400 = "common.api_errors.bad_request"
 handler404 = "common.api_errors.not_found"
 handler500 = "common.api_errors.server_error"

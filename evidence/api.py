@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 from changecontrol.access import product_for, require_person, require_scope, token_of
 from changecontrol.models import Product, Role
 from changecontrol.roles import roles_of
-from common.api import validated
+from common.api import MULTIPART_OVERHEAD, validated
 from common.api_parsers import MultiPartParser
-from common.errors import NotPermitted
+from common.errors import NotPermitted, ValidationFailed
 from common.links import HttpUrlField
 from evidence import selectors, services, storage
 from evidence.models import Artifact, Build, Evidence, SignerKey
@@ -23,7 +23,6 @@ WRITE_SCOPE = "evidence:write"
 # People who may register builds and upload evidence with their session; auditors change nothing.
 WRITER_ROLES = {Role.ENGINEER, Role.RELEASE_MANAGER, Role.SRE, Role.ADMIN, Role.QUALITY, Role.SECURITY}
 KEY_ADMIN_ROLES = {Role.ADMIN, Role.SECURITY}
-MULTIPART_OVERHEAD = 1024 * 1024  # boundaries and the small form fields around the files
 
 
 def require_writer(request, product: Product) -> None:
@@ -253,6 +252,7 @@ class EvidenceUploadApi(APIView):
     """Multipart upload: `type`, `file`, optional `signature` and `name` → 202 with where to poll."""
 
     parser_classes = [MultiPartParser]
+    single_parts = ("type", "file", "signature", "name")
 
     def initialize_request(self, request, *args, **kwargs):
         # Stop reading the body the moment the files pass the limit (not after spooling 50 MB+).
@@ -289,12 +289,16 @@ class EvidenceUploadApi(APIView):
         artifact = selectors.artifact_get(digest=digest, user=request.user, token=token_of(request))
         require_writer(request, artifact.product)
         evidence_type = str(request.data.get("type", "")).strip()
+        if not evidence_type:
+            raise ValidationFailed(
+                "send the evidence type as the multipart part `type` (curl: -F type=junit); "
+                f"supported types are: {', '.join(services.SUPPORTED_TYPES)}",
+                supported_types=list(services.SUPPORTED_TYPES),
+            )
         services.check_evidence_type(evidence_type)
         upload = request.FILES.get("file")
         if upload is None:
-            from common.errors import ValidationFailed
-
-            raise ValidationFailed("send the report as the multipart field `file` (curl: -F file=@report.xml)")
+            raise ValidationFailed("send the report as the multipart part `file` (curl: -F file=@report.xml)")
         signature = request.FILES.get("signature")
         name = str(request.data.get("name", "") or upload.name or "")
         evidence, created = services.evidence_receive(

@@ -52,6 +52,8 @@ class ImportOutput(serializers.Serializer):
 class RequirementsImportApi(APIView):
     """Import requirements, hazards and risk controls (CSV, JSON, ReqIF); re-importing the same file changes nothing."""
 
+    single_parts = ("format", "file")
+
     @extend_schema(request={"multipart/form-data": ImportInput}, responses=ImportOutput)
     def post(self, request, product):
         product = _writable_product(request, product)
@@ -381,7 +383,20 @@ class ChangeRequestItemsApi(APIView):
 
 
 class BaselineListApi(APIView):
-    @extend_schema(responses=dict)
+    @extend_schema(
+        responses=inline_serializer(
+            "BaselineSummary",
+            {
+                "release": serializers.CharField(),
+                "taken_at": serializers.DateTimeField(),
+                "taken_by": serializers.CharField(),
+                "sha256": serializers.CharField(),
+                "coverage": serializers.JSONField(allow_null=True),
+                "counts": serializers.JSONField(allow_null=True),
+            },
+            many=True,
+        )
+    )
     def get(self, request, product):
         product = product_for(request, product)
         return Response(

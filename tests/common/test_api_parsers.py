@@ -2,54 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.exceptions import ParseError
 
 from common.api_parsers import MAX_JSON_DEPTH, check_json
 from evidence.models import Build, Evidence
+from tests.common.helpers import assert_invalid_input, build_body, nested
 
 pytestmark = pytest.mark.django_db
-
-DIGEST = "sha256:" + hashlib.sha256(b"odd input").hexdigest()
-
-
-def build_body(**extra) -> dict:
-    return {"commit": "a" * 40, "pipeline_url": "https://ci.example/runs/1", **extra}
-
-
-def nested(depth: int) -> bytes:
-    return b'{"a":' * (depth - 1) + b"1" + b"}" * (depth - 1)
-
-
-def assert_invalid_input(response, *words: str) -> str:
-    assert response.status_code == 400, (response.status_code, response.content[:300])
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["error"] == "invalid_input", body
-    for word in words:
-        assert word in body["detail"], body
-    return body["detail"]
-
-
-@pytest.fixture
-def ci(api, ci_token):
-    return api(token=ci_token)
-
-
-@pytest.fixture
-def artifact_digest(ci):
-    build = ci.post("/api/v1/products/rsd/builds", build_body(), format="json")
-    assert build.status_code == 201, build.content
-    artifact = ci.post(
-        "/api/v1/products/rsd/artifacts",
-        {"name": "scoring-service", "digest": DIGEST, "build": build.json()["id"], "kind": "container-image"},
-        format="json",
-    )
-    assert artifact.status_code == 201, artifact.content
-    return DIGEST
 
 
 def test_a_nul_in_a_json_value_is_400_naming_where_and_stores_nothing(ci):

@@ -6,7 +6,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from common.safe_formats import json_type_name
+from rest_framework.exceptions import ParseError
+
+from common.api_parsers import SURROGATES, check_json
+from common.safe_formats import UnreadableDocument, decode_json, json_type_name
 from traceability.formats.records import (
     HAZARD_FIELDS,
     LINK_KINDS,
@@ -32,11 +35,14 @@ def read_json(data: bytes) -> ImportResult:
     """Read `{"items": [...]}` (or a bare list of items); every problem names its JSON path."""
     text = decode_text(data, what="JSON")
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ItemFormatError(
-            f"the file is not valid JSON: {exc.msg}", location=f"line {exc.lineno} column {exc.colno}"
-        ) from None
+        document = decode_json(text, what="the file")
+        # What the items become is stored: unpaired surrogates and nesting past the limit are refused here, by the
+        # rule every API body follows, naming the JSON path (NUL is dropped from each field, as in CSV and ReqIF).
+        check_json(document, refused=SURROGATES)
+    except UnreadableDocument as exc:
+        raise ItemFormatError(str(exc).removeprefix(f"{exc.location}: "), location=exc.location) from None
+    except ParseError as exc:
+        raise ItemFormatError(str(exc.detail)) from None
     warnings: list[str] = []
     tool = ""
     if isinstance(document, list):
