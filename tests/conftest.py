@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from django.db import connection
@@ -68,6 +69,16 @@ def _audit_trigger_guard(request):
     if use == "transactional":
         with connection.cursor() as cursor:
             _switch_truncate_triggers(cursor, enable=False)
+
+
+@pytest.fixture(autouse=True)
+def _own_signin_counters(settings):
+    """Each test counts its own failed sign-ins: the counters live in a cache that workers and tests would share."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "signin": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex},
+    }
+    settings.CUSTODY_SIGNIN_CACHE = "signin"
 
 
 def change_request_sha256(change_request: ChangeRequest) -> str:
