@@ -46,13 +46,14 @@ def environment_of(product: Product, key: str) -> Environment:
 
 def deployment_target(request, digest: str, product_key: str = "") -> tuple[Artifact | None, Product]:
     """The artifact a reported deployment shipped and its product; for a digest no build registered, the product the
-    caller names or the only one it may see (DESIGN §4.6: that deployment is a fact to record, not a 404)."""
+    caller names or the only one it may see (DESIGN §4.6: that deployment is a fact to record, not a 404).
+
+    Only the products the caller may see are searched: a digest another product registered answers exactly as a
+    digest nobody registered (docs/security.md, "Existence across products")."""
     digest = deployments.deployed_digest(digest)
     visible = visible_product_ids(request.user, token_of(request))
-    artifact = Artifact.objects.select_related("product").filter(digest=digest).first()
+    artifact = Artifact.objects.select_related("product").filter(digest=digest, product_id__in=visible).first()
     if artifact is not None:
-        if artifact.product_id not in visible:
-            raise Http404  # registered in a product the caller may not see: hidden looks like missing
         if product_key and product_key != artifact.product.key:
             raise ValidationFailed(
                 f"{digest} is registered in {artifact.product.key}, not {product_key}",
