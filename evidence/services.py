@@ -129,14 +129,17 @@ def build_register(
 def artifact_register(
     *, product: Product, actor: User, build: Build, name: str, digest: str, kind: str = "", uri: str = ""
 ) -> tuple[Artifact, bool]:
-    """Register a built thing by digest; the same digest under the same build returns it, another build is 409.
+    """Register a built thing by digest; the same digest under the same build returns it, another build of the
+    product is 409. Another product's artifact of the same digest plays no part: the product gets its own record,
+    exactly as for a digest nobody registered (docs/security.md, "Existence across products").
 
     Idempotent under concurrency too: of ten identical registrations at once one inserts, and the others wait on the
     unique index, then find that row and answer exactly as a registration made a moment later would."""
     digest = digest_or_400(digest, field="digest")
     if build.product_id != product.pk:
         raise ValidationFailed(f"build {build.human_id} belongs to another product")
-    existing = Artifact.objects.filter(digest=digest).select_related("build").first()
+    mine = Artifact.objects.filter(product=product, digest=digest).select_related("build")
+    existing = mine.first()
     if existing is None:
         try:
             with transaction.atomic():
@@ -145,7 +148,7 @@ def artifact_register(
                 )
         except IntegrityError:
             # Another request inserted this digest first; the unique index made us wait until it committed.
-            existing = Artifact.objects.filter(digest=digest).select_related("build").first()
+            existing = mine.first()
             if existing is None:  # it rolled back after all: nothing stands in the way any more
                 raise Conflict(f"digest {digest} was being registered by another request that failed; retry") from None
         else:
@@ -158,12 +161,10 @@ def artifact_register(
             )
             return artifact, True
     if existing.build_id != build.pk:
-        # Another product's build is never named: what a product owns is not shown to another product's callers.
-        where = f"build {existing.build.human_id}" if existing.product_id == product.pk else "another build"
         raise Conflict(
-            f"digest {digest} is already registered under {where}; an artifact belongs to the one build "
-            "that made it (promote it, never rebuild it)",
-            build=existing.build.human_id if existing.product_id == product.pk else None,
+            f"digest {digest} is already registered under build {existing.build.human_id}; an artifact belongs to "
+            "the one build that made it (promote it, never rebuild it)",
+            build=existing.build.human_id,
         )
     return existing, False
 

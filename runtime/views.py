@@ -165,16 +165,17 @@ def deployment_create(request):
     if request.method == "POST":
         form = {key: request.POST.get(key, "").strip() for key in form}
         # Only the products this person records in are searched: another product's digest reads as an unknown one.
-        artifact = (
-            Artifact.objects.filter(digest=form["artifact"].lower(), product__in=products)
+        named = [p for p in products if p.key == form["product"]]
+        found = list(
+            Artifact.objects.filter(digest=form["artifact"].lower(), product__in=named or products)
             .select_related("product")
-            .first()
+            .order_by("product__key")[:2]
         )
+        artifact = found[0] if len(found) == 1 else None
         if artifact is not None:
             product = artifact.product
         else:
             # A digest no build registered is still a fact to record, in the product the person names.
-            named = [p for p in products if p.key == form["product"]]
             product = named[0] if named else (products[0] if len(products) == 1 else None)
         environment = Environment.objects.filter(product=product, key=form["environment"]).first() if product else None
         if product is None:

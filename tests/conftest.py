@@ -81,6 +81,25 @@ def _own_signin_counters(settings):
     settings.CUSTODY_SIGNIN_CACHE = "signin"
 
 
+GENERATED = re.compile(
+    r"sha256:[0-9a-f]{64}|\b(?:DEP|PRM|EV|CR)-\d+|/\d+\b|\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:\d\d)?"
+)
+
+
+def answer_shape(response) -> tuple[int, object]:
+    """An API answer's status and body with what each answer generates (digests, ids, times) normalised: what must
+    be identical when another product's record answers as a missing one."""
+
+    def normalise(value):
+        if isinstance(value, dict):
+            return {key: normalise(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [normalise(item) for item in value]
+        return GENERATED.sub("<x>", value) if isinstance(value, str) else value
+
+    return response.status_code, normalise(response.json())
+
+
 def change_request_sha256(change_request: ChangeRequest) -> str:
     """The content_sha256 a reviewer is shown for a change request now (the page's dialog and the API's GET)."""
     fresh = ChangeRequest.objects.select_related("product", "policy_version").get(pk=change_request.pk)

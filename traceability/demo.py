@@ -11,6 +11,7 @@ import json
 
 from changecontrol.models import ChangeRequest
 from traceability import services as items
+from traceability.models import TraceItem
 
 REQUIREMENTS = [
     (
@@ -192,6 +193,8 @@ def document() -> bytes:
 def seed(context) -> None:
     """The design history of rsd; the config demo runs it before the change requests that name its items."""
     product = context.products["rsd"]
+    if TraceItem.objects.filter(product=product).exists():
+        return  # seeded before: a second run writes nothing, not even an audit event of an unchanged import
     author = context.people["emma"]
     report = items.items_import(product=product, actor=author, format="json", data=document(), filename="rsd-dhf.json")
     context.stdout.write(f"  traceability: {len(report.created)} items created, {len(report.links_created)} links")
