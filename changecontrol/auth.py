@@ -177,7 +177,10 @@ def account_register_failure(
                 after={"failed_attempts": user.failed_login_count},
                 reason=f"{user.failed_login_count} failed password attempts",
             )
-            account_sessions_end(user=user)
+            if context == "login":
+                # A failed signature comes from the person's own session, which must live to say "now locked": it
+                # and their other sessions end at their next request (SessionRefusalMiddleware).
+                account_sessions_end(user=user)
             transaction.on_commit(lambda: _alert_lockout(user))
         return user.is_locked()
 

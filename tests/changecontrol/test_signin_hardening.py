@@ -169,9 +169,10 @@ def test_locking_and_deactivating_delete_the_accounts_sessions(author, admin_cli
     from changecontrol.auth import account_register_failure
 
     settings.CUSTODY_LOCKOUT_THRESHOLD = 1
+    settings.CUSTODY_LOCKOUT_CLIENTS = 1
     Client().force_login(author)
     assert Session.objects.count() >= 1
-    account_register_failure(user=author, context="signature")
+    account_register_failure(user=author, context="login", clients=1)
     assert not [s for s in Session.objects.all() if s.get_decoded().get("_auth_user_id") == str(author.pk)]
     Client().force_login(author)
     User.objects.filter(pk=author.pk).update(locked_at=None)
@@ -184,3 +185,24 @@ def test_locking_and_deactivating_delete_the_accounts_sessions(author, admin_cli
     author.refresh_from_db()
     assert not author.is_active
     assert not [s for s in Session.objects.all() if s.get_decoded().get("_auth_user_id") == str(author.pk)]
+
+
+def test_the_signature_that_locks_an_account_still_answers_and_the_session_ends_next(
+    product, release_manager, quality_reviewer, settings
+):
+    from tests.conftest import change_request_sha256, open_change_request
+
+    settings.CUSTODY_LOCKOUT_THRESHOLD = 1
+    change_request = open_change_request(product=product, requester=release_manager)
+    client = client_for(quality_reviewer)
+    body = {
+        "meaning": "approved",
+        "comment": "ok",
+        "username": "quinn",
+        "password": "wrong",
+        "content_sha256": change_request_sha256(change_request),
+    }
+    refused = client.post(f"/api/v1/change-requests/{change_request.human_id}/signatures", body, format="json")
+    assert refused.status_code in (400, 401, 403) and "now locked" in refused.json()["detail"]
+    after = client.get("/api/v1/products/rsd/items")
+    assert after.status_code == 401 and "account is locked" in after.json()["detail"]
