@@ -162,7 +162,7 @@ class ArtifactOutput(serializers.ModelSerializer):
         fields = ["digest", "name", "kind", "uri", "product", "build", "created_at", "url"]
 
     def get_url(self, artifact) -> str:
-        return reverse("evidence-artifact", args=[artifact.digest])
+        return selectors.artifact_page_url(artifact.digest, artifact.product.key)
 
 
 class ArtifactRegisterApi(APIView):

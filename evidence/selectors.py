@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.http import Http404
+from django.urls import reverse
 
 from changecontrol.access import get_visible_or_404, visible_product_ids
 from changecontrol.models import ApiToken, Product, User
@@ -40,6 +41,11 @@ def artifacts_of_digest(
     if product_key:
         found = found.filter(product__key=product_key.strip())
     return list(found.order_by("product__key")[:MAX_PRODUCTS_NAMED])
+
+
+def artifact_page_url(digest: str, product_key: str) -> str:
+    """The artifact's page, naming its product: the same digest may be another product's artifact too."""
+    return f"{reverse('evidence-artifact', args=[digest])}?product={product_key}"
 
 
 def artifact_get(*, digest: str, user: User, token: ApiToken | None = None, product_key: str = "") -> Artifact:
