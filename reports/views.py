@@ -101,7 +101,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
         # Deployed without ever being registered: only the deployment knows the digest.
         for deployment in Deployment.objects.filter(
             product_id__in=product_ids, artifact__isnull=True, digest__startswith="sha256:" + digest.group(1)
-        ).select_related("environment")[:MAX_RESULTS]:
+        ).select_related("environment", "product")[:MAX_RESULTS]:
             results.append(
                 _result(
                     "deployment",
@@ -121,7 +121,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
     dep = DEP_ID.match(query)
     if dep:
         for deployment in Deployment.objects.filter(product_id__in=product_ids, pk=int(dep.group(1))).select_related(
-            "release__product", "environment", "artifact"
+            "release__product", "environment", "artifact", "product"
         ):
             detail = f"{deployment.kind} to {deployment.environment.key}, authorised: {'yes' if deployment.authorised else 'NO'}"
             if deployment.release_id:
@@ -150,7 +150,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
         results += [_release_result(r) for r in releases.filter(window)[:MAX_RESULTS]]
         for deployment in Deployment.objects.filter(
             product_id__in=product_ids, deployed_at__gte=since, deployed_at__lt=until
-        ).select_related("environment", "artifact", "release__product")[:MAX_RESULTS]:
+        ).select_related("environment", "artifact", "release__product", "product")[:MAX_RESULTS]:
             url = (
                 reverse(
                     "auditor-release",
