@@ -22,10 +22,11 @@ from changecontrol.access import (
     visible_product_ids,
 )
 from changecontrol.api import SIGNING_ERRORS, SignatureOutput, SignInput, signing_context
-from changecontrol.models import Environment
+from changecontrol.models import Environment, Product
 from common.api import validated
 from common.digests import digest_or_400
 from common.errors import NotFound, ValidationFailed
+from evidence import selectors as evidence_selectors
 from evidence.models import Artifact
 
 
@@ -51,16 +52,14 @@ def promotion_for(request, human_id: str) -> Promotion:
 
 
 def artifact_for(request, digest: str) -> Artifact:
+    """The artifact of `?artifact=` the caller may see (`?product=` chooses when several of its products hold it)."""
     digest = digest_or_400(digest)
-    token = token_of(request)
-    if token is not None and request.user.is_service_account:
-        # The CI gate's hot path: a service account's token sees exactly its products (as access.visible_product_ids
-        # says), so visibility joins into the digest lookup instead of costing a query of its own.
-        artifact = Artifact.objects.select_related("product").filter(digest=digest, product__api_tokens=token).first()
-        if artifact is None:
-            raise Http404
-        return artifact
-    return get_visible_or_404(Artifact.objects.select_related("product"), user=request.user, token=token, digest=digest)
+    return evidence_selectors.artifact_get(
+        digest=digest,
+        user=request.user,
+        token=token_of(request),
+        product_key=request.query_params.get("product", ""),
+    )
 
 
 # ---------------------------------------------------------------- the status object (DESIGN §7), documented
@@ -403,6 +402,9 @@ class StatusApi(APIView):
         parameters=[
             OpenApiParameter("artifact", str, required=True),
             OpenApiParameter("environment", str, required=True),
+            OpenApiParameter(
+                "product", str, required=False, description="Needed only when several of your products hold the digest."
+            ),
         ],
         responses=StatusOutput,
     )
@@ -414,13 +416,18 @@ class StatusApi(APIView):
         # The CI gate's hot path: one query finds the digest among what the caller may see, the environment and
         # the inputs stamp, so a cached answer costs nothing more. A service account's token sees exactly its
         # products (access.visible_product_ids), so its visibility joins into that query.
-        if token is not None and request.user.is_service_account:
+        product_key = (request.query_params.get("product") or "").strip()
+        if token is not None and request.user.is_service_account and not product_key:
             found = selectors.status_key(digest=digest, environment_key=key, token_id=token.pk)
         else:
             visible = visible_product_ids(request.user, token)
+            if product_key:
+                visible &= set(Product.objects.filter(key=product_key).values_list("id", flat=True))
             found = selectors.status_key(digest=digest, environment_key=key, product_ids=visible)
         if found is None:
             raise Http404
+        if found.matches > 1:
+            artifact_for(request, digest)  # raises the 400 that names the products to choose from
         return Response(approval_status.status_answer_for(found=found, environment_key=key))
 
 

@@ -446,6 +446,9 @@ class StatusKey:
     product_key: str
     environment_id: int | None
     stamp: str
+    # How many artifacts the digest matched among what the caller may see: products each register their own
+    # artifact of a digest, so more than one means the caller must name the product.
+    matches: int = 1
 
 
 # The stamp: the product's latest audit event and the state of the evidence of every release holding the artifact.
@@ -468,7 +471,8 @@ SELECT
     WHERE e.artifact_id = ANY(ARRAY(
       SELECT mine.artifact_id FROM approvals_release_artifacts mine
        WHERE mine.release_id = ANY(ARRAY(
-         SELECT asked.release_id FROM approvals_release_artifacts asked WHERE asked.artifact_id = a.id))) || a.id))
+         SELECT asked.release_id FROM approvals_release_artifacts asked WHERE asked.artifact_id = a.id))) || a.id)),
+  count(*) OVER ()
 FROM evidence_artifact a
 JOIN changecontrol_product p ON p.id = a.product_id
 WHERE {where}
@@ -508,8 +512,8 @@ def status_key(
     row = prepared_sql.fetchone(STATUS_KEY_SQL[where], {**params, "environment": environment_key})
     if row is None:
         return None
-    artifact, product, product_key, environment, head, evidence = row
-    return StatusKey(artifact, product, product_key, environment, canonical_sha256([head, evidence]))
+    artifact, product, product_key, environment, head, evidence, matches = row
+    return StatusKey(artifact, product, product_key, environment, canonical_sha256([head, evidence]), matches)
 
 
 def _status_key_orm(*, environment_key: str, **params) -> StatusKey | None:
@@ -519,13 +523,14 @@ def _status_key_orm(*, environment_key: str, **params) -> StatusKey | None:
 
     artifacts = Artifact.objects.select_related("product")
     if "artifact_id" in params:
-        artifact = artifacts.filter(pk=params["artifact_id"]).first()
+        found = list(artifacts.filter(pk=params["artifact_id"]))
     elif "token_id" in params:
-        artifact = artifacts.filter(digest=params["digest"], product__api_tokens=params["token_id"]).first()
+        found = list(artifacts.filter(digest=params["digest"], product__api_tokens=params["token_id"])[:2])
     else:
-        artifact = artifacts.filter(digest=params["digest"], product_id__in=params["product_ids"]).first()
-    if artifact is None:
+        found = list(artifacts.filter(digest=params["digest"], product_id__in=params["product_ids"])[:2])
+    if not found:
         return None
+    artifact = found[0]
     environment_id = (
         Environment.objects.filter(product_id=artifact.product_id, key=environment_key)
         .values_list("id", flat=True)
@@ -544,4 +549,4 @@ def _status_key_orm(*, environment_key: str, **params) -> StatusKey | None:
         .distinct()
     )
     stamp = canonical_sha256([head, canonical_sha256(evidence)])
-    return StatusKey(artifact.pk, artifact.product_id, artifact.product.key, environment_id, stamp)
+    return StatusKey(artifact.pk, artifact.product_id, artifact.product.key, environment_id, stamp, len(found))

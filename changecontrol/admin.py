@@ -13,7 +13,7 @@ from django.db import transaction
 
 from changecontrol import audit
 from changecontrol.api_auth import token_create, token_revoke
-from changecontrol.auth import account_unlock
+from changecontrol.auth import account_sessions_end, account_unlock
 from changecontrol.models import (
     ApiToken,
     AuditCheckpoint,
@@ -154,6 +154,11 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # people are named in audit events and signatures; deactivate them instead
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            account_sessions_end(user=obj)  # a deactivated account stops at once, in every open session
 
     @admin.display(boolean=True, description="Locked")
     def locked(self, user: User) -> bool:

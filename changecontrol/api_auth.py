@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from changecontrol import audit
+from changecontrol.auth import account_refusal
 from changecontrol.models import ApiToken, Product, User
 from common import prepared_sql, request_context
 from common.errors import ValidationFailed
@@ -34,8 +35,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("the Authorization header must be 'Bearer <token>'")
         token = active_token(ApiToken.hash_secret(parts[1]))
-        if token is None or not token.user.is_active:
+        if token is None:
             raise exceptions.AuthenticationFailed("the token is unknown or revoked; ask an administrator for a new one")
+        refusal = account_refusal(token.user)
+        if refusal:
+            # A personal token acts as its person: it stops the moment the account is locked or deactivated.
+            raise exceptions.AuthenticationFailed(f"the token {token.prefix}… is refused: {refusal}")
         # Writes made with a token name it in the audit trail (DESIGN §6).
         request_context.activate(
             dataclasses.replace(request_context.current(), via_token=f"{token.name} ({token.prefix})")

@@ -7,6 +7,7 @@ twice: each step looks for what it would create and skips it. Other apps extend 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -249,8 +250,17 @@ CHANGE_REQUESTS: list[dict[str, Any]] = [
 ]
 
 
-def seed(*, stdout) -> DemoContext:
-    """Create (or find) the core demo data: people and roles, products, policies, change requests, a CI token."""
+def seed(
+    *,
+    stdout,
+    before_change_requests: Callable[[DemoContext], None] | None = None,
+    on_change_request_opened: Callable[[DemoContext, ChangeRequest], None] | None = None,
+) -> DemoContext:
+    """Create (or find) the core demo data: people and roles, products, policies, change requests, a CI token.
+
+    The items a change request covers are part of what its reviewers sign, so they are stated while it is a draft:
+    `before_change_requests` seeds what the CRs will name (the design history), `on_change_request_opened` links it
+    to each new draft before the CR walks on to its demo state."""
     with transaction.atomic():
         people = _seed_people()
         admin = people["admin"]
@@ -258,15 +268,15 @@ def seed(*, stdout) -> DemoContext:
         _seed_roles(people, products, admin)
         for product in products.values():
             _seed_policy(product, people)
-        created_crs = sum(_seed_change_request(spec, products, people) for spec in CHANGE_REQUESTS)
-    return DemoContext(
-        products=products,
-        people=people,
-        password=DEMO_PASSWORD,
-        stdout=stdout,
-        created_change_requests=created_crs,
-        ci_secret=_seed_ci_token(products["rsd"], admin),
-    )
+        context = DemoContext(products=products, people=people, password=DEMO_PASSWORD, stdout=stdout)
+        if before_change_requests is not None:
+            before_change_requests(context)
+        opened = (lambda cr: on_change_request_opened(context, cr)) if on_change_request_opened else None
+        context.created_change_requests = sum(
+            _seed_change_request(spec, products, people, on_opened=opened) for spec in CHANGE_REQUESTS
+        )
+    context.ci_secret = _seed_ci_token(products["rsd"], admin)
+    return context
 
 
 def _seed_people() -> dict[str, User]:
@@ -319,7 +329,13 @@ def _seed_policy(product: Product, people: dict[str, User]) -> None:
     )
 
 
-def _seed_change_request(spec: dict[str, Any], products: dict[str, Product], people: dict[str, User]) -> int:
+def _seed_change_request(
+    spec: dict[str, Any],
+    products: dict[str, Product],
+    people: dict[str, User],
+    *,
+    on_opened: Callable[[ChangeRequest], None] | None = None,
+) -> int:
     """Create one CR and walk it to its demo state; 0 when it already exists (idempotent by product + title)."""
     product = products[spec["product"]]
     if ChangeRequest.objects.filter(product=product, title=spec["title"]).exists():
@@ -329,6 +345,9 @@ def _seed_change_request(spec: dict[str, Any], products: dict[str, Product], peo
     change_request = services.change_request_create(
         product=product, requester=requester, risk_answers=spec["answers"], **fields
     )
+    if on_opened is not None:
+        on_opened(change_request)
+        change_request.refresh_from_db()
     for step in spec["steps"]:
         verb = step[0]
         if verb == "submit":

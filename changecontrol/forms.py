@@ -22,9 +22,9 @@ class SignInForm(AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": (
-            "Sign-in failed: the username and password do not match an active account, or the account is "
-            "locked after repeated failed attempts. Locked accounts unlock after %(minutes)s, or when an "
-            "administrator unlocks them."
+            "Sign-in failed: the username and password do not match an active account, the account is "
+            "locked after repeated failed attempts, or too many attempts came from your address (try again in "
+            "%(window)s). Locked accounts unlock after %(minutes)s, or when an administrator unlocks them."
         ),
     }
 
@@ -32,7 +32,9 @@ class SignInForm(AuthenticationForm):
         minutes = settings.CUSTODY_LOCKOUT_MINUTES
         wait = f"{minutes} minutes" if minutes else "an administrator's review"
         return forms.ValidationError(
-            self.error_messages["invalid_login"], code="invalid_login", params={"minutes": wait}
+            self.error_messages["invalid_login"],
+            code="invalid_login",
+            params={"minutes": wait, "window": f"{settings.CUSTODY_SIGNIN_WINDOW_MINUTES} minutes"},
         )
 
 

@@ -258,11 +258,7 @@ def change_request_update(
     *, change_request: ChangeRequest, actor: User, risk_answers: dict | None = None, reason: str = "", **fields: Any
 ) -> ChangeRequest:
     """Edit content or risk answers. After a signature, an edit resets the approval (audited), never carries it."""
-    change_request = _lock(change_request)
-    if not change_request.is_editable():
-        raise InvalidState(
-            f"{change_request.human_id} is {change_request.get_state_display().lower()} and can no longer be edited"
-        )
+    change_request = change_request_lock_editable(change_request)
     if not has_role(actor, change_request.product, *CR_OPENER_ROLES):
         raise NotPermitted(f"you hold no role on {change_request.product.key} that may edit change requests")
     unknown = set(fields) - set(CR_CONTENT_FIELDS)
@@ -278,6 +274,41 @@ def change_request_update(
     changed = {key for key in after if after[key] != before[key]}
     if not changed:
         return change_request
+    change_request.authors.add(actor)
+    return change_request_content_changed(
+        change_request=change_request,
+        actor=actor,
+        changed=changed,
+        action="change_request.updated",
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+        reason=reason,
+    )
+
+
+def change_request_lock_editable(change_request: ChangeRequest) -> ChangeRequest:
+    """The change request locked for an edit of its content or scope; 409 once it is past the point of editing."""
+    change_request = _lock(change_request)
+    if not change_request.is_editable():
+        raise InvalidState(
+            f"{change_request.human_id} is {change_request.get_state_display().lower()} and can no longer be edited"
+        )
+    return change_request
+
+
+def change_request_content_changed(
+    *,
+    change_request: ChangeRequest,
+    actor: User,
+    changed: set[str],
+    action: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str = "",
+) -> ChangeRequest:
+    """Record an edit of a change request locked by `change_request_lock_editable`, whatever changed — its text, its
+    risk answers or the items it covers (traceability): a new content version, and after a signature the approval is
+    reset (audited, with what changed) rather than carried over (Part 11 §11.70)."""
     change_request.content_version += 1
     change_request.updated_at = timezone.now()
     was_approved = change_request.state == ChangeRequest.State.APPROVED
@@ -286,15 +317,7 @@ def change_request_update(
         change_request.decided_at = None
         change_request.approved_automatically = False
     change_request.save()
-    change_request.authors.add(actor)
-    audit.record(
-        actor=actor,
-        action="change_request.updated",
-        obj=change_request,
-        before={k: before[k] for k in changed},
-        after={k: after[k] for k in changed},
-        reason=reason,
-    )
+    audit.record(actor=actor, action=action, obj=change_request, before=before, after=after, reason=reason)
     invalidated = esign.signatures_invalidate(
         subject=change_request,
         actor=actor,

@@ -13,12 +13,17 @@ from evidence import demo as evidence_demo
 from runtime import demo as runtime_demo
 from traceability import demo as traceability_demo
 
-APP_DEMOS = (traceability_demo, evidence_demo, approvals_demo, runtime_demo)
+APP_DEMOS = (evidence_demo, approvals_demo, runtime_demo)
 
 
 def seed(*, stdout) -> core_demo.DemoContext:
     """Seed every app's demo data (safe to run twice) and print the logins and the CI token."""
-    context = core_demo.seed(stdout=stdout)
+    # The design history comes before the change requests: what a CR covers is linked while it is a draft.
+    context = core_demo.seed(
+        stdout=stdout,
+        before_change_requests=traceability_demo.seed,
+        on_change_request_opened=traceability_demo.link_change_request,
+    )
     for app_demo in APP_DEMOS:
         stdout.write(f"Seeding {app_demo.__name__} …")
         app_demo.seed(context)

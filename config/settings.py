@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "common.middleware.RefuseUnstorableInputMiddleware",
     "common.middleware.ApiBodyLimitsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "changecontrol.middleware.SessionRefusalMiddleware",
     "changecontrol.middleware.IdleSessionTimeoutMiddleware",
 ]
 
@@ -138,6 +139,13 @@ LOGOUT_REDIRECT_URL = "login"
 # Part 11 §11.300(d): lock an account after repeated failed sign-ins or signature attempts.
 CUSTODY_LOCKOUT_THRESHOLD = env_int("CUSTODY_LOCKOUT_THRESHOLD", 5, minimum=1)
 CUSTODY_LOCKOUT_MINUTES = env_int("CUSTODY_LOCKOUT_MINUTES", 30, minimum=0)  # 0: until an administrator unlocks
+# Sign-in throttling (docs/security.md): a (username, client) pair stops after CUSTODY_LOCKOUT_THRESHOLD failures, a
+# client after CUSTODY_SIGNIN_CLIENT_LIMIT failures across usernames, for the window; sign-in failures lock the account
+# only when they came from CUSTODY_LOCKOUT_CLIENTS distinct clients.
+CUSTODY_SIGNIN_WINDOW_MINUTES = env_int("CUSTODY_SIGNIN_WINDOW_MINUTES", 15, minimum=1)
+CUSTODY_SIGNIN_CLIENT_LIMIT = env_int("CUSTODY_SIGNIN_CLIENT_LIMIT", 20, minimum=1)
+CUSTODY_LOCKOUT_CLIENTS = env_int("CUSTODY_LOCKOUT_CLIENTS", 3, minimum=1)
+CUSTODY_SIGNIN_CACHE = "default"  # the cache alias holding the counters (shared by every web process)
 # Part 11 §11.200(a)(1)(ii): sessions end after inactivity.
 CUSTODY_IDLE_TIMEOUT_MINUTES = env_int("CUSTODY_IDLE_TIMEOUT_MINUTES", 15, minimum=1)
 SESSION_COOKIE_AGE = env_int("CUSTODY_SESSION_MAX_HOURS", 12, minimum=1) * 3600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import FileResponse
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +23,9 @@ WRITE_SCOPE = "evidence:write"
 # People who may register builds and upload evidence with their session; auditors change nothing.
 WRITER_ROLES = {Role.ENGINEER, Role.RELEASE_MANAGER, Role.SRE, Role.ADMIN, Role.QUALITY, Role.SECURITY}
 KEY_ADMIN_ROLES = {Role.ADMIN, Role.SECURITY}
+PRODUCT_PARAMETER = OpenApiParameter(
+    "product", str, required=False, description="Needed only when several of your products registered the digest."
+)
 
 
 def require_writer(request, product: Product) -> None:
@@ -159,7 +162,7 @@ class ArtifactOutput(serializers.ModelSerializer):
         fields = ["digest", "name", "kind", "uri", "product", "build", "created_at", "url"]
 
     def get_url(self, artifact) -> str:
-        return reverse("evidence-artifact", args=[artifact.digest])
+        return selectors.artifact_page_url(artifact.digest, artifact.product.key)
 
 
 class ArtifactRegisterApi(APIView):
@@ -182,9 +185,14 @@ class ArtifactRegisterApi(APIView):
 
 
 class ArtifactDetailApi(APIView):
-    @extend_schema(responses=dict)
+    @extend_schema(parameters=[PRODUCT_PARAMETER], responses=dict)
     def get(self, request, digest):
-        artifact = selectors.artifact_get(digest=digest, user=request.user, token=token_of(request))
+        artifact = selectors.artifact_get(
+            digest=digest,
+            user=request.user,
+            token=token_of(request),
+            product_key=request.query_params.get("product", ""),
+        )
         body = ArtifactOutput(artifact).data
         body["evidence"] = EvidenceOutput(artifact.evidence.select_related("signer_key").all(), many=True).data
         body["tests"] = selectors.test_counts(artifact)
@@ -280,13 +288,21 @@ class EvidenceUploadApi(APIView):
                     "file": serializers.FileField(),
                     "signature": serializers.FileField(required=False),
                     "name": serializers.CharField(required=False),
+                    "product": serializers.CharField(
+                        required=False, help_text="Needed only when several of your products registered the digest."
+                    ),
                 },
             )
         },
         responses={202: EvidenceOutput},
     )
     def post(self, request, digest):
-        artifact = selectors.artifact_get(digest=digest, user=request.user, token=token_of(request))
+        artifact = selectors.artifact_get(
+            digest=digest,
+            user=request.user,
+            token=token_of(request),
+            product_key=str(request.query_params.get("product") or request.data.get("product") or ""),
+        )
         require_writer(request, artifact.product)
         evidence_type = str(request.data.get("type", "")).strip()
         if not evidence_type:

@@ -83,11 +83,14 @@ class BuildCommit(models.Model):
 
 
 class Artifact(models.Model):
-    """A built thing, identified only by its digest `sha256:<64 hex>`; belongs to one build."""
+    """A built thing of one product, identified by its digest `sha256:<64 hex>`; belongs to one build.
+
+    A digest is unique within a product, not across products: the same bytes built by two products are two records,
+    so that what one product registered never shows (or stands in the way) in another (docs/security.md)."""
 
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="artifacts")
     build = models.ForeignKey(Build, on_delete=models.PROTECT, related_name="artifacts")
-    digest = models.CharField(max_length=71, unique=True)  # serves the status API lookup by digest
+    digest = models.CharField(max_length=71, db_index=True)  # serves the status API lookup by digest
     name = models.CharField(max_length=300)
     kind = models.CharField(max_length=40, blank=True, help_text="container-image, package, binary, …")
     uri = models.CharField(max_length=500, blank=True)
@@ -100,6 +103,7 @@ class Artifact(models.Model):
             models.CheckConstraint(
                 condition=Q(digest__regex=f"^{DIGEST_PATTERN}$"), name="%(app_label)s_%(class)s_digest_format"
             ),
+            models.UniqueConstraint(fields=["product", "digest"], name="%(app_label)s_%(class)s_digest_per_product"),
         ]
 
     def __str__(self) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.http import Http404
+from django.urls import reverse
 
-from changecontrol.access import get_visible_or_404
+from changecontrol.access import get_visible_or_404, visible_product_ids
 from changecontrol.models import ApiToken, Product, User
+from common.errors import ValidationFailed
 from evidence.models import Artifact, Build, Evidence, SignerKey, TestResult, Vulnerability
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "unknown")
+MAX_PRODUCTS_NAMED = 20
 
 
 def build_get(*, human_id: str, user: User, token: ApiToken | None = None) -> Build:
@@ -26,10 +29,39 @@ def build_get(*, human_id: str, user: User, token: ApiToken | None = None) -> Bu
     )
 
 
-def artifact_get(*, digest: str, user: User, token: ApiToken | None = None) -> Artifact:
-    return get_visible_or_404(
-        Artifact.objects.select_related("product", "build"), user=user, token=token, digest=digest.strip().lower()
+def artifacts_of_digest(
+    *, digest: str, user: User, token: ApiToken | None = None, product_key: str = ""
+) -> list[Artifact]:
+    """The artifacts of this digest in the products the caller may see (in `product_key` only, when given), by
+    product key. A digest is unique within a product: several products may each have registered the same bytes."""
+    ids = visible_product_ids(user, token)
+    found = Artifact.objects.select_related("product", "build").filter(
+        digest=digest.strip().lower(), product_id__in=ids
     )
+    if product_key:
+        found = found.filter(product__key=product_key.strip())
+    return list(found.order_by("product__key")[:MAX_PRODUCTS_NAMED])
+
+
+def artifact_page_url(digest: str, product_key: str) -> str:
+    """The artifact's page, naming its product: the same digest may be another product's artifact too."""
+    return f"{reverse('evidence-artifact', args=[digest])}?product={product_key}"
+
+
+def artifact_get(*, digest: str, user: User, token: ApiToken | None = None, product_key: str = "") -> Artifact:
+    """The artifact of this digest the caller may see, or 404 (another product's reads as none). When several of
+    the caller's products registered it, `product_key` (`?product=`) chooses; without it that is 400 naming them."""
+    found = artifacts_of_digest(digest=digest, user=user, token=token, product_key=product_key)
+    if not found:
+        raise Http404
+    if len(found) > 1:
+        keys = ", ".join(artifact.product.key for artifact in found)
+        raise ValidationFailed(
+            f"{digest.strip().lower()} is registered in several products you may see ({keys}): "
+            "name one with product=<key>",
+            errors={"product": ["This field is required when several of your products registered the digest."]},
+        )
+    return found[0]
 
 
 def evidence_get(*, evidence_id: str, user: User, token: ApiToken | None = None) -> Evidence:

@@ -134,35 +134,44 @@ def build_register(
 def artifact_register(
     *, product: Product, actor: User, build: Build, name: str, digest: str, kind: str = "", uri: str = ""
 ) -> tuple[Artifact, bool]:
-    """Register a built thing by digest; the same digest under the same build returns it, another build is 409."""
+    """Register a built thing by digest; the same digest under the same build returns it, another build of the
+    product is 409. Another product's artifact of the same digest plays no part: the product gets its own record,
+    exactly as for a digest nobody registered (docs/security.md, "Existence across products").
+
+    Idempotent under concurrency too: of ten identical registrations at once one inserts, and the others wait on the
+    unique index, then find that row and answer exactly as a registration made a moment later would."""
     digest = digest_or_400(digest, field="digest")
     if build.product_id != product.pk:
         raise ValidationFailed(f"build {build.human_id} belongs to another product")
-    existing = Artifact.objects.select_for_update().filter(digest=digest).select_related("build__product").first()
-    if existing is not None:
-        if existing.build_id != build.pk:
-            raise Conflict(
-                f"digest {digest} is already registered under build {existing.build.human_id}; an artifact "
-                "belongs to the one build that made it (promote it, never rebuild it)",
-                build=existing.build.human_id if existing.product_id == product.pk else None,
+    mine = Artifact.objects.filter(product=product, digest=digest).select_related("build")
+    existing = mine.first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                artifact = Artifact.objects.create(
+                    product=product, build=build, digest=digest, name=name, kind=kind, uri=uri, registered_by=actor
+                )
+        except IntegrityError:
+            # Another request inserted this digest first; the unique index made us wait until it committed.
+            existing = mine.first()
+            if existing is None:  # it rolled back after all: nothing stands in the way any more
+                raise Conflict(f"digest {digest} was being registered by another request that failed; retry") from None
+        else:
+            audit.record(
+                actor=actor,
+                action="artifact.registered",
+                obj=artifact,
+                after={"digest": digest, "name": name, "kind": kind, "uri": uri, "build": build.human_id},
+                object_human_id=digest,
             )
-        return existing, False
-    try:
-        with transaction.atomic():
-            artifact = Artifact.objects.create(
-                product=product, build=build, digest=digest, name=name, kind=kind, uri=uri, registered_by=actor
-            )
-    except IntegrityError:
-        # Another request registered this digest between our check and insert.
-        raise Conflict(f"digest {digest} was registered at the same moment by another request; retry") from None
-    audit.record(
-        actor=actor,
-        action="artifact.registered",
-        obj=artifact,
-        after={"digest": digest, "name": name, "kind": kind, "uri": uri, "build": build.human_id},
-        object_human_id=digest,
-    )
-    return artifact, True
+            return artifact, True
+    if existing.build_id != build.pk:
+        raise Conflict(
+            f"digest {digest} is already registered under build {existing.build.human_id}; an artifact belongs to "
+            "the one build that made it (promote it, never rebuild it)",
+            build=existing.build.human_id,
+        )
+    return existing, False
 
 
 # ---------------------------------------------------------------- evidence intake

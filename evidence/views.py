@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import render
 
 from evidence import selectors
@@ -26,7 +27,11 @@ def build_detail(request, build_id):
 
 @login_required
 def artifact_detail(request, digest):
-    artifact = selectors.artifact_get(digest=digest, user=request.user)
+    # Several of the person's products may have registered the same bytes: ?product= chooses, else the first by key.
+    found = selectors.artifacts_of_digest(digest=digest, user=request.user, product_key=request.GET.get("product", ""))
+    if not found:
+        raise Http404
+    artifact = found[0]
     severity = request.GET.get("severity", "")
     if severity not in selectors.SEVERITY_ORDER:
         severity = ""

@@ -23,6 +23,7 @@ from changecontrol.access import get_visible_or_404, visible_product_ids, visibl
 from changecontrol.models import ChangeRequest
 from common.errors import ValidationFailed
 from common.times import query_moment
+from evidence.selectors import artifact_page_url
 from reports.population import population_report
 from traceability.models import TraceItem
 
@@ -53,7 +54,7 @@ def _deployment_url(deployment) -> str:
     """Where a deployment outside any release leads: its artifact, or the deployment itself for a digest no build
     registered (there is no artifact page to show)."""
     if deployment.artifact_id:
-        return reverse("evidence-artifact", kwargs={"digest": deployment.digest})
+        return artifact_page_url(deployment.digest, deployment.product.key)
     return reverse("deployment", kwargs={"deployment_id": deployment.human_id})
 
 
@@ -94,13 +95,13 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
         for release in releases.filter(artifacts__in=artifacts).annotate(found_artifact_id=F("artifacts__id")):
             containing[release.found_artifact_id].append(release)
         for artifact in artifacts:
-            url = reverse("evidence-artifact", kwargs={"digest": artifact.digest})
+            url = artifact_page_url(artifact.digest, artifact.build.product.key)
             results.append(_result("artifact", f"{artifact.name} {artifact.digest}", url, artifact.build.human_id))
             results += [_release_result(r) for r in containing[artifact.pk]]
         # Deployed without ever being registered: only the deployment knows the digest.
         for deployment in Deployment.objects.filter(
             product_id__in=product_ids, artifact__isnull=True, digest__startswith="sha256:" + digest.group(1)
-        ).select_related("environment")[:MAX_RESULTS]:
+        ).select_related("environment", "product")[:MAX_RESULTS]:
             results.append(
                 _result(
                     "deployment",
@@ -120,7 +121,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
     dep = DEP_ID.match(query)
     if dep:
         for deployment in Deployment.objects.filter(product_id__in=product_ids, pk=int(dep.group(1))).select_related(
-            "release__product", "environment", "artifact"
+            "release__product", "environment", "artifact", "product"
         ):
             detail = f"{deployment.kind} to {deployment.environment.key}, authorised: {'yes' if deployment.authorised else 'NO'}"
             if deployment.release_id:
@@ -149,7 +150,7 @@ def search_results(query: str, product_ids: set[int]) -> list[dict[str, str]]:
         results += [_release_result(r) for r in releases.filter(window)[:MAX_RESULTS]]
         for deployment in Deployment.objects.filter(
             product_id__in=product_ids, deployed_at__gte=since, deployed_at__lt=until
-        ).select_related("environment", "artifact", "release__product")[:MAX_RESULTS]:
+        ).select_related("environment", "artifact", "release__product", "product")[:MAX_RESULTS]:
             url = (
                 reverse(
                     "auditor-release",

@@ -47,27 +47,25 @@ def environment_of(product: Product, key: str) -> Environment:
 
 def deployment_target(request, digest: str, product_key: str = "") -> tuple[Artifact | None, Product]:
     """The artifact a reported deployment shipped and its product; for a digest no build registered, the product the
-    caller names or the only one it may see (DESIGN §4.6: that deployment is a fact to record, not a 404)."""
+    caller names or the only one it may see (DESIGN §4.6: that deployment is a fact to record, not a 404).
+
+    Only the products the caller may see are searched: a digest another product registered answers exactly as a
+    digest nobody registered (docs/security.md, "Existence across products")."""
     digest = deployments.deployed_digest(digest)
     visible = visible_product_ids(request.user, token_of(request))
-    artifact = Artifact.objects.select_related("product").filter(digest=digest).first()
-    if artifact is not None:
-        if artifact.product_id not in visible:
-            raise Http404  # registered in a product the caller may not see: hidden looks like missing
-        if product_key and product_key != artifact.product.key:
-            raise ValidationFailed(
-                f"{digest} is registered in {artifact.product.key}, not {product_key}",
-                errors={"product": [product_key[:80]]},
-            )
-        return artifact, artifact.product
     if product_key:
-        return None, product_for(request, product_key)
+        product = product_for(request, product_key)
+        return Artifact.objects.select_related("product").filter(digest=digest, product=product).first(), product
+    found = list(Artifact.objects.select_related("product").filter(digest=digest, product_id__in=visible)[:2])
+    if len(found) == 1:
+        return found[0], found[0].product
     products = list(Product.objects.filter(id__in=visible).order_by("key"))
     if not products:
         raise Http404
     if len(products) > 1:
+        why = "is registered in several of your products" if found else "was never registered by a build"
         raise ValidationFailed(
-            f"{digest} was never registered by a build, so it does not say which product it was deployed in: "
+            f"{digest} {why}, so it does not say which product it was deployed in: "
             f"name it in `product` (one of {', '.join(p.key for p in products[:20])})",
             errors={"product": ["This field is required for a digest no build registered."]},
         )

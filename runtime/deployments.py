@@ -239,10 +239,11 @@ def deployment_record(
     # 1. Who: someone who deploys here (auditors and other readers change nothing, DESIGN §8).
     if not may_record_deployment(deployer, product, kind=kind):
         raise not_a_deployer(deployer, product, action="recording a deployment", scope="deployments:write")
-    # 2. What: the registered artifact of that digest, if any.
+    # 2. What: the artifact of that digest this product registered, if any (another product's is none of its
+    # business: its digest is recorded as one no build of this product registered).
     if artifact is None:
         digest = deployed_digest(digest)
-        artifact = Artifact.objects.select_related("product").filter(digest=digest).first()
+        artifact = Artifact.objects.select_related("product").filter(digest=digest, product=product).first()
     elif digest and deployed_digest(digest) != artifact.digest:
         raise ValidationFailed(f"digest {digest} is not the digest of the artifact {artifact.digest}")
     if artifact is not None and artifact.product_id != product.pk:

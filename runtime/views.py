@@ -164,17 +164,21 @@ def deployment_create(request):
     }
     if request.method == "POST":
         form = {key: request.POST.get(key, "").strip() for key in form}
-        artifact = Artifact.objects.filter(digest=form["artifact"].lower()).select_related("product").first()
+        # Only the products this person records in are searched: another product's digest reads as an unknown one.
+        named = [p for p in products if p.key == form["product"]]
+        found = list(
+            Artifact.objects.filter(digest=form["artifact"].lower(), product__in=named or products)
+            .select_related("product")
+            .order_by("product__key")[:2]
+        )
+        artifact = found[0] if len(found) == 1 else None
         if artifact is not None:
-            product = artifact.product if artifact.product in products else None
+            product = artifact.product
         else:
             # A digest no build registered is still a fact to record, in the product the person names.
-            named = [p for p in products if p.key == form["product"]]
             product = named[0] if named else (products[0] if len(products) == 1 else None)
         environment = Environment.objects.filter(product=product, key=form["environment"]).first() if product else None
-        if artifact is not None and product is None:
-            messages.error(request, f"No artifact {form['artifact'][:80]} is registered in a product you work on.")
-        elif product is None:
+        if product is None:
             messages.error(
                 request,
                 f"{form['artifact'][:80] or '(empty)'} was never registered by a build: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from django.db import connection
@@ -68,6 +69,35 @@ def _audit_trigger_guard(request):
     if use == "transactional":
         with connection.cursor() as cursor:
             _switch_truncate_triggers(cursor, enable=False)
+
+
+@pytest.fixture(autouse=True)
+def _own_signin_counters(settings):
+    """Each test counts its own failed sign-ins: the counters live in a cache that workers and tests would share."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "signin": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex},
+    }
+    settings.CUSTODY_SIGNIN_CACHE = "signin"
+
+
+GENERATED = re.compile(
+    r"sha256:[0-9a-f]{64}|\b(?:DEP|PRM|EV|CR)-\d+|/\d+\b|\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:\d\d)?"
+)
+
+
+def answer_shape(response) -> tuple[int, object]:
+    """An API answer's status and body with what each answer generates (digests, ids, times) normalised: what must
+    be identical when another product's record answers as a missing one."""
+
+    def normalise(value):
+        if isinstance(value, dict):
+            return {key: normalise(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [normalise(item) for item in value]
+        return GENERATED.sub("<x>", value) if isinstance(value, str) else value
+
+    return response.status_code, normalise(response.json())
 
 
 def change_request_sha256(change_request: ChangeRequest) -> str:

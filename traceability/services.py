@@ -18,6 +18,7 @@ from django.utils import timezone
 from changecontrol import audit
 from changecontrol.models import ChangeRequest, Product, Role, User
 from changecontrol.roles import has_role
+from changecontrol.services import change_request_content_changed, change_request_lock_editable
 from common.errors import Conflict, NotPermitted, ValidationFailed
 from traceability.formats import (
     HAZARD_FIELDS,
@@ -323,10 +324,12 @@ def references_in(text: str) -> list[str]:
 def change_request_items_link(
     *, change_request: ChangeRequest, actor: User, identifiers: list[str]
 ) -> dict[str, list[str]]:
-    """State which items a CR affects; unknown IDs are reported back, never silently dropped."""
-    change_request = (
-        ChangeRequest.objects.select_for_update(of=("self",)).select_related("product").get(pk=change_request.pk)
-    )
+    """State which items a CR affects; unknown IDs are reported back, never silently dropped.
+
+    The items a CR covers are part of what its reviewers approve: like any content edit, linking more is refused
+    (409) once the CR is implemented, closed, rejected or withdrawn, and after a signature it resets the approval
+    (a new content version; the signatures no longer count, with the reason)."""
+    change_request = change_request_lock_editable(change_request)
     _require_editor(actor, change_request.product)
     wanted = {identifier.strip().upper(): identifier.strip() for identifier in identifiers if identifier.strip()}
     items = {
@@ -334,14 +337,23 @@ def change_request_items_link(
         for item in TraceItem.objects.filter(product=change_request.product)
         if item.identifier.upper() in wanted
     }
-    existing = set(ChangeRequestItem.objects.filter(change_request=change_request).values_list("item_id", flat=True))
+    existing = dict(
+        ChangeRequestItem.objects.filter(change_request=change_request).values_list("item_id", "item__identifier")
+    )
     linked = []
     for _key, item in sorted(items.items()):
         if item.pk not in existing:
             ChangeRequestItem.objects.create(change_request=change_request, item=item, created_by=actor)
             linked.append(item.identifier)
     if linked:
-        audit.record(actor=actor, action="change_request.items_linked", obj=change_request, after={"items": linked})
+        change_request_content_changed(
+            change_request=change_request,
+            actor=actor,
+            changed={"items"},
+            action="change_request.items_linked",
+            before={"items": sorted(existing.values())},
+            after={"items": sorted([*existing.values(), *linked]), "linked": linked},
+        )
     return {"linked": linked, "unknown": sorted(wanted[key] for key in wanted if key not in items)}
 
 

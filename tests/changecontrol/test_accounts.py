@@ -49,6 +49,7 @@ def test_lockout_after_the_threshold_alerts_administrators(
     author, admin_user, settings, django_capture_on_commit_callbacks
 ):
     settings.CUSTODY_LOCKOUT_THRESHOLD = 3
+    settings.CUSTODY_LOCKOUT_CLIENTS = 1  # this installation locks on failures from a single client
     settings.ADMINS = [("Security desk", "security-desk@example.test")]
     client = Client()
     with django_capture_on_commit_callbacks(execute=True):
@@ -67,18 +68,19 @@ def test_lockout_raises_an_alert_on_each_product_the_person_works_on(author, pro
     from alerts.models import Alert
 
     settings.CUSTODY_LOCKOUT_THRESHOLD = 2
-    client = Client()
-    for _ in range(3):  # a third failure while locked raises nothing new
-        sign_in(client, "alice", "wrong")
+    settings.CUSTODY_LOCKOUT_CLIENTS = 1
+    for address in ("10.0.0.1", "10.0.0.1", "10.0.0.2"):  # a third failure while locked raises nothing new
+        sign_in(Client(REMOTE_ADDR=address), "alice", "wrong")
     alert = Alert.objects.get(event_kind="lockout")
     assert alert.product == product and alert.body["user"] == "alice" and alert.body["failed_attempts"] == 2
 
 
 def test_locked_user_cannot_sign_in_even_with_the_right_password(author, settings):
     settings.CUSTODY_LOCKOUT_THRESHOLD = 2
-    client = Client()
-    sign_in(client, "alice", "wrong")
-    sign_in(client, "alice", "wrong")
+    settings.CUSTODY_LOCKOUT_CLIENTS = 2
+    sign_in(Client(REMOTE_ADDR="10.0.0.1"), "alice", "wrong")
+    sign_in(Client(REMOTE_ADDR="10.0.0.2"), "alice", "wrong")
+    client = Client(REMOTE_ADDR="10.0.0.3")
     response = sign_in(client, "alice", PASSWORD)
     assert response.status_code == 200 and "_auth_user_id" not in client.session
     assert AuditEvent.objects.filter(action="login.refused_locked", actor=author).exists()
@@ -86,6 +88,7 @@ def test_locked_user_cannot_sign_in_even_with_the_right_password(author, setting
 
 def test_lockout_ends_after_the_configured_minutes(author, settings):
     settings.CUSTODY_LOCKOUT_THRESHOLD = 1
+    settings.CUSTODY_LOCKOUT_CLIENTS = 1
     settings.CUSTODY_LOCKOUT_MINUTES = 30
     sign_in(Client(), "alice", "wrong")
     with time_machine.travel(timezone.now() + timedelta(minutes=31)):
@@ -97,8 +100,9 @@ def test_lockout_ends_after_the_configured_minutes(author, settings):
 
 def test_administrator_unlock_is_audited(author, admin_user, settings):
     settings.CUSTODY_LOCKOUT_THRESHOLD = 1
+    settings.CUSTODY_LOCKOUT_CLIENTS = 1
     settings.CUSTODY_LOCKOUT_MINUTES = 0
-    sign_in(Client(), "alice", "wrong")
+    sign_in(Client(REMOTE_ADDR="10.0.0.1"), "alice", "wrong")
     account_unlock(actor=admin_user, user=author, reason="Confirmed by phone that alice mistyped")
     author.refresh_from_db()
     assert author.locked_at is None

@@ -34,7 +34,8 @@ def test_audit_events_cannot_be_added_changed_or_deleted(admin_client, product):
 
 def test_unlock_action_is_audited(admin_client, admin_user, author, settings):
     settings.CUSTODY_LOCKOUT_THRESHOLD = 1
-    Client().post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    settings.CUSTODY_LOCKOUT_CLIENTS = 1
+    Client(REMOTE_ADDR="10.0.0.1").post("/accounts/login/", {"username": "alice", "password": "wrong"})
     author.refresh_from_db()
     assert author.is_locked()
     admin_client.post("/admin/changecontrol/user/", {"action": "unlock_accounts", "_selected_action": [author.pk]})

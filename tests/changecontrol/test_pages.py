@@ -73,15 +73,17 @@ def test_sign_in_with_the_real_form_reaches_home(cast):
 
 def test_failed_sign_in_reads_the_same_for_unknown_wrong_password_and_locked(cast, settings):
     settings.CUSTODY_LOCKOUT_THRESHOLD = 2
+    settings.CUSTODY_LOCKOUT_CLIENTS = 1
     quinn = cast["quinn"]
     unknown = browser_for().post("/accounts/login/", {"username": "nobody-here", "password": "x" * 12})
     wrong = browser_for().post("/accounts/login/", {"username": "quinn", "password": "not the password"})
     browser_for().post("/accounts/login/", {"username": "quinn", "password": "still not it"})
     quinn.refresh_from_db()
     assert quinn.is_locked()
-    locked = browser_for().post("/accounts/login/", {"username": "quinn", "password": PASSWORD})
-    errors = [response.context["form"].non_field_errors() for response in (unknown, wrong, locked)]
-    assert errors[0] == errors[1] == errors[2]
+    locked = Client(REMOTE_ADDR="10.0.0.7").post("/accounts/login/", {"username": "quinn", "password": PASSWORD})
+    throttled = browser_for().post("/accounts/login/", {"username": "quinn", "password": PASSWORD})
+    errors = [response.context["form"].non_field_errors() for response in (unknown, wrong, locked, throttled)]
+    assert errors[0] == errors[1] == errors[2] == errors[3]
     assert "locked after repeated failed attempts" in errors[0][0]
     assert AuditEvent.objects.filter(action="login.refused_locked", actor=quinn).exists()
 

@@ -30,7 +30,7 @@ def _result_links(html: str) -> list[str]:
 def test_search_by_digest_finds_the_artifact_and_its_release(release, auditor):
     digest = release.artifacts.get().digest
     html = browser_for(auditor).get("/auditor/", {"q": digest[:24]}).content.decode()
-    assert f"/artifacts/{digest}" in _result_links(html)
+    assert f"/artifacts/{digest}?product=rsd" in _result_links(html)
     assert "/auditor/releases/rsd/7.2.4" in _result_links(html)
 
 

@@ -536,8 +536,14 @@ def test_another_products_token_sees_nothing_of_rsd(api, ci, signing_key, cast, 
         "/api/v1/releases/rsd/7.6.0/bundle.zip",
     ):
         assert_error(outsider.get(path), 404)
+    # A deployment is a fact lab records about its own environment: rsd's digest is one no build of lab registered.
+    deployed = outsider.post("/api/v1/deployments", {"artifact": digest, "environment": "staging"}, format="json")
+    assert (
+        deployed.status_code == 201
+        and deployed.json()["product"] == "lab"
+        and "rsd" not in deployed.json()["reasons"][0]
+    )
     for path, body in (
-        ("/api/v1/deployments", {"artifact": digest, "environment": "staging", "kind": "normal"}),
         ("/api/v1/products/rsd/releases", {"version": "9.9.9", "artifacts": [digest]}),
         ("/api/v1/releases/rsd/7.6.0/promotions", {"environment": "production"}),
         ("/api/v1/products/rsd/builds", {"commit": "a" * 40, "pipeline_url": "https://ci.example/x"}),
