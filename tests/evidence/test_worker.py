@@ -157,6 +157,13 @@ def test_a_worker_killed_mid_task_leaves_processing_that_the_sweep_runs_again(ce
 
 
 @pytest.mark.xdist_group("real-celery-worker")
+def _connect_anew(app) -> None:
+    """Drop the app's broker connections and the producers bound to them (as Celery does after a fork), so the next
+    publish connects to the broker the configuration names now; an earlier test's producer would keep the old one."""
+    app._pool = None  # pylint: disable=protected-access
+    app.amqp._producer_pool = None  # pylint: disable=protected-access
+
+
 @pytest.mark.worker
 def test_an_upload_while_the_broker_is_down_is_processed_by_a_worker_once_it_returns(
     celery_workers, api, ci_token, artifact, settings
@@ -167,7 +174,7 @@ def test_an_upload_while_the_broker_is_down_is_processed_by_a_worker_once_it_ret
     worker, log = celery_workers()
     # "The broker is down": the app publishes to a Redis port where nothing listens (the shared server stays up).
     app.conf.broker_url = "redis://127.0.0.1:9/0"
-    app._pool = None  # pylint: disable=protected-access  # connect anew to the broker named above
+    _connect_anew(app)
     try:
         response = api(token=ci_token).post(
             f"/api/v1/artifacts/{DIGEST}/evidence",
@@ -176,7 +183,7 @@ def test_an_upload_while_the_broker_is_down_is_processed_by_a_worker_once_it_ret
         )
     finally:
         app.conf.broker_url = settings.CELERY_BROKER_URL
-        app._pool = None  # pylint: disable=protected-access
+        _connect_anew(app)
     assert response.status_code == 202, response.content
     evidence_id = int(response.json()["id"].removeprefix("EV-"))
     time.sleep(2)
