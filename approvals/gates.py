@@ -497,6 +497,11 @@ def decide(*, document, environment_key: str, inputs: Mapping, at) -> dict:
                 "superseded": f"{promotion['id']} was superseded by a later promotion",
             }[state]
         )
+    if state == "reopened":
+        reasons.append(
+            f"{promotion['id']} was approved, then reopened: {promotion.get('reopen_reason') or 'its inputs changed'}; "
+            "the approvals given before are invalidated and it must be approved again"
+        )
     for gate in gates:
         if gate["blocking"] and gate["status"] != PASS:
             reasons.append(f"gate {gate['id']} {gate['status']}: {gate['detail']}")

@@ -74,8 +74,13 @@ class Promotion(models.Model):
         REJECTED = "rejected", "Rejected"
         EXPIRED = "expired", "Expired"
         SUPERSEDED = "superseded", "Superseded"
+        # Approved, then an input it was approved on changed before deployment (new evidence, a policy activated,
+        # a change request reset): its approvals no longer count and it is judged, and signed, again.
+        REOPENED = "reopened", "Reopened"
 
-    OPEN_STATES = ("requested", "awaiting_approval", "approved")
+    OPEN_STATES = ("requested", "awaiting_approval", "approved", "reopened")
+    # Open and waiting for signatures: what the signing dialog, the inbox and `_settle` act on.
+    SIGNABLE_STATES = ("awaiting_approval", "reopened")
     PASSED_STATES = ("approved", "deployed")
 
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="promotions")
@@ -88,6 +93,8 @@ class Promotion(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     deployed_at = models.DateTimeField(null=True, blank=True)
     rejection_reason = models.TextField(blank=True)
+    reopened_at = models.DateTimeField(null=True, blank=True)
+    reopen_reason = models.TextField(blank=True, help_text="What changed after approval (the last time it reopened).")
 
     class Meta:
         ordering = ["-id"]
@@ -102,6 +109,7 @@ class Promotion(models.Model):
                         "rejected",
                         "expired",
                         "superseded",
+                        "reopened",
                     ]
                 ),
                 name="%(app_label)s_%(class)s_state_valid",
@@ -109,12 +117,16 @@ class Promotion(models.Model):
             # The race guard: two requests for the same release and environment cannot both be open.
             models.UniqueConstraint(
                 fields=["release", "environment"],
-                condition=Q(state__in=["requested", "awaiting_approval", "approved"]),
+                condition=Q(state__in=["requested", "awaiting_approval", "approved", "reopened"]),
                 name="%(app_label)s_%(class)s_one_open",
             ),
             models.CheckConstraint(
                 condition=~Q(state="rejected") | ~Q(rejection_reason=""),
                 name="%(app_label)s_%(class)s_rejection_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="reopened") | ~Q(reopen_reason=""),
+                name="%(app_label)s_%(class)s_reopened_has_reason",
             ),
         ]
         indexes = [models.Index(fields=["environment", "state"])]
@@ -134,6 +146,9 @@ class Promotion(models.Model):
 
     def is_open(self) -> bool:
         return self.state in self.OPEN_STATES
+
+    def awaits_signatures(self) -> bool:
+        return self.state in self.SIGNABLE_STATES
 
 
 class Decision(models.Model):

@@ -388,7 +388,7 @@ def pending_approvals_for(user: User) -> list[Promotion]:
     if not roles:
         return []
     candidates = (
-        Promotion.objects.filter(state=Promotion.State.AWAITING_APPROVAL, release__product_id__in=list(roles))
+        Promotion.objects.filter(state__in=Promotion.SIGNABLE_STATES, release__product_id__in=list(roles))
         .select_related("release", "release__product", "environment", "requester", "policy_version")
         .order_by("requested_at")
     )

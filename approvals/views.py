@@ -103,7 +103,7 @@ def promotion_detail(request, promotion_id: str):
     held = roles_of(request.user, product)
     required = status["approvals"]["required"]
     # Anyone with a working role may try: the server decides, and a refusal names the rule that refused.
-    can_sign = promotion.state == Promotion.State.AWAITING_APPROVAL and bool(held - {Role.AUDITOR, Role.ADMIN})
+    can_sign = promotion.awaits_signatures() and bool(held - {Role.AUDITOR, Role.ADMIN})
     policy = active_policy(product)
     context = {
         "promotion": promotion,

@@ -22,7 +22,7 @@ from evidence.models import Evidence, TestResult
 from evidence.processing import evidence_process
 from runtime.models import Deployment
 from tests.builders import add_evidence, make_artifact, make_build, triggers_off
-from tests.conftest import HIGH_RISK, LOW_RISK, PASSWORD, open_change_request, sign_change_request
+from tests.conftest import HIGH_RISK, LOW_RISK, open_change_request, sign_change_request
 from tests.runtime.helpers import deploy
 
 pytestmark = pytest.mark.django_db
