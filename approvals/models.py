@@ -205,3 +205,63 @@ class Decision(models.Model):
     @property
     def human_id(self) -> str:
         return f"DEC-{self.pk}"
+
+
+class AcceptedFailure(models.Model):
+    """A reviewer's signed acceptance (AF-<n>) of one failing test for one release, with its justification."""
+
+    # Sealed (changecontrol.seals), and the database refuses any change (common.table_guards): an acceptance is what
+    # was signed. Its Part 11 signature (meaning "failure accepted") names it as its subject.
+    SEALED_FIELDS = (
+        "accepted_at",
+        "accepted_by",
+        "classname",
+        "failures",
+        "justification",
+        "name",
+        "policy_version",
+        "problem_report",
+        "release",
+        "tier",
+    )
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="accepted_failures")
+    classname = models.CharField(max_length=500, blank=True)
+    name = models.CharField(max_length=1000)
+    failures = models.JSONField(help_text="The failing results the reviewer saw: evidence, artifact, status, message.")
+    justification = models.TextField()
+    problem_report = models.CharField(
+        max_length=200, blank=True, help_text="A reference to the problem report that tracks the failure (free text)."
+    )
+    tier = models.CharField(max_length=20, help_text="The release's tier when the failure was accepted.")
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="+")
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    accepted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["release", "id"]
+        constraints = [
+            # One acceptance per test and release (also the race guard for two reviewers accepting at once).
+            models.UniqueConstraint(
+                fields=["release", "classname", "name"], name="%(app_label)s_%(class)s_one_per_test"
+            ),
+            models.CheckConstraint(condition=~Q(justification=""), name="%(app_label)s_%(class)s_justified"),
+        ]
+
+    HUMAN_PREFIX = "AF-"
+
+    def __str__(self) -> str:
+        return f"{self.human_id} {self.test} in {self.release}"
+
+    @property
+    def human_id(self) -> str:
+        return f"AF-{self.pk}"
+
+    @property
+    def test(self) -> str:
+        return test_key(self.classname, self.name)
+
+
+def test_key(classname: str, name: str) -> str:
+    """How a test is named to people and in the API: `classname::name` (the name alone without a class)."""
+    return f"{classname}::{name}" if classname else name

@@ -28,7 +28,7 @@ REVIEWER_ROLES = (Role.QUALITY, Role.SECURITY, Role.PRODUCT)
 # ---------------------------------------------------------------- promotions
 
 
-def _tier_of(release: Release, policy: PolicyVersion) -> str:
+def tier_of(release: Release, policy: PolicyVersion) -> str:
     """The highest tier among the release's CRs; with none, the least risky tier (the CR gate reports it)."""
     document = policy.document
     tiers = [t for t in release.change_requests.values_list("tier", flat=True) if t]
@@ -76,7 +76,7 @@ def _promotion_request(*, release: Release, environment_key: str, actor: User) -
     if not release.is_frozen():
         releases.release_freeze(release, actor=actor)
     promotion = Promotion.objects.create(
-        release=release, environment=environment, requester=actor, policy_version=policy, tier=_tier_of(release, policy)
+        release=release, environment=environment, requester=actor, policy_version=policy, tier=tier_of(release, policy)
     )
     audit.record(
         actor=actor,

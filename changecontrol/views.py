@@ -46,6 +46,7 @@ MEANING_VERBS = {
     Signature.Meaning.RELEASED: "release",
     Signature.Meaning.BREAK_GLASS_AUTHORISED: "authorise the break-glass deployment of",
     Signature.Meaning.RETROSPECTIVE_REVIEWED: "record my retrospective review of",
+    Signature.Meaning.FAILURE_ACCEPTED: "accept, with the justification in my comment, the failure of",
 }
 
 

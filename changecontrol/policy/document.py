@@ -217,6 +217,19 @@ class BreakGlassRule:
 
 
 @dataclass(frozen=True)
+class TestsRule:
+    """Whether a reviewer may accept a failing test for a release (a signed record of its own), and on what terms.
+
+    `accept_failure_tiers`: the tiers (of a release: its riskiest change request) whose failures may be accepted;
+    none by default. `accept_failure_roles`: who signs an acceptance. `problem_report_required`: an acceptance must
+    name the problem report that tracks the failure."""
+
+    accept_failure_tiers: tuple[str, ...] = ()
+    accept_failure_roles: tuple[str, ...] = ("quality",)
+    problem_report_required: bool = False
+
+
+@dataclass(frozen=True)
 class PolicyDocument:
     """One validated policy document; methods answer questions and never change it."""
 
@@ -228,6 +241,7 @@ class PolicyDocument:
     break_glass: BreakGlassRule
     source_text: str
     sha256: str
+    tests: TestsRule = TestsRule()
 
     def score_risk(self, answers: Mapping[str, str]) -> RiskResult:
         """Score a risk questionnaire and find its tier; raises RiskAnswersInvalid listing every problem."""
@@ -341,6 +355,13 @@ class PolicyDocument:
             "break_glass": {
                 "roles": list(self.break_glass.roles),
                 "retrospective_review_hours": self.break_glass.retrospective_review_hours,
+            },
+            "tests": {
+                "accept_failures": {
+                    "tiers": list(self.tests.accept_failure_tiers),
+                    "roles": list(self.tests.accept_failure_roles),
+                    "problem_report": "required" if self.tests.problem_report_required else "optional",
+                }
             },
         }
 

@@ -17,6 +17,7 @@ from changecontrol.policy.document import (
     PolicyDocument,
     PolicyError,
     PolicyInvalid,
+    TestsRule,
     TraceabilityRule,
 )
 from changecontrol.policy.sections import (
@@ -24,6 +25,7 @@ from changecontrol.policy.sections import (
     read_change_approval,
     read_environments,
     read_risk,
+    read_tests,
     read_traceability,
 )
 
@@ -75,7 +77,7 @@ def _decode(raw: bytes) -> str:
 
 
 _TOP_LEVEL_REQUIRED = ("policy", "risk", "change_approval", "environments")
-_TOP_LEVEL_OPTIONAL = ("traceability", "break_glass")
+_TOP_LEVEL_OPTIONAL = ("traceability", "break_glass", "tests")
 
 
 def _validate(checker: Checker, data: Any, *, source_text: str) -> PolicyDocument | None:
@@ -99,7 +101,8 @@ def _validate(checker: Checker, data: Any, *, source_text: str) -> PolicyDocumen
         if top.get("break_glass") is not None
         else BreakGlassRule(roles=("sre",), retrospective_review_hours=24)
     )
-    parts = (name, risk, change_approval, environments, traceability, break_glass)
+    tests = read_tests(checker, top["tests"], tiers=tiers) if top.get("tests") is not None else TestsRule()
+    parts = (name, risk, change_approval, environments, traceability, break_glass, tests)
     if any(part is None for part in parts):
         return None
     return PolicyDocument(
@@ -109,6 +112,7 @@ def _validate(checker: Checker, data: Any, *, source_text: str) -> PolicyDocumen
         environments=MappingProxyType(environments),
         traceability=traceability,
         break_glass=break_glass,
+        tests=tests,
         source_text=source_text,
         sha256=hashlib.sha256(source_text.encode("utf-8")).hexdigest(),
     )
