@@ -72,7 +72,20 @@ def test_create_token_refuses_unknown_scopes_and_products(product):
         run("create_token", "--product", "rsd", "--name", "ci", "--scopes", "everything:write")
     with pytest.raises(CommandError, match="no product with key nope"):
         run("create_token", "--product", "nope", "--name", "ci", "--scopes", "status:read")
+    with pytest.raises(CommandError, match="at least one scope"):
+        run("create_token", "--product", "rsd", "--name", "ci", "--scopes", " , ")
     assert not ApiToken.objects.exists()
+
+
+def test_a_refused_token_request_creates_no_service_account_and_audits_nothing(product):
+    accounts, events = User.objects.count(), AuditEvent.objects.count()
+    for scopes in ("everything:write", "status:read,releases:delete"):
+        with pytest.raises(CommandError, match="unknown scopes"):
+            run("create_token", "--product", "rsd", "--name", "fresh", "--scopes", scopes)
+    with pytest.raises(CommandError, match="no product with key nope"):
+        run("create_token", "--product", "rsd,nope", "--name", "fresh", "--scopes", "status:read")
+    assert not User.objects.filter(username__startswith="fresh").exists()
+    assert (User.objects.count(), AuditEvent.objects.count()) == (accounts, events)
 
 
 def test_revoked_token_stops_working(product, ci_token):
