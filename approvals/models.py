@@ -10,6 +10,15 @@ from django.utils import timezone
 from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Product
 from evidence.models import Artifact
 
+# A version is one path segment of /api/v1/releases/{product}/{version} and of the release page's URL, so it
+# holds only characters that need no escaping there: semver (7.2.4, 1.0.0-rc.1, 1.0.0+build.5) and calendar
+# versions (2025.03.1) fit; '/' would split the segment, and a leading '.' could make it '.' or '..'. The service
+# (approvals.releases) and the page's form check it, and the database holds every row to it (the same regex reads
+# the same in Python and PostgreSQL; \A and \Z, not ^ and $, so a trailing newline never passes).
+RELEASE_VERSION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._+\-]*"
+# /products/{product}/releases/new is the form that creates a release.
+RESERVED_RELEASE_VERSIONS = ("new",)
+
 
 class Release(models.Model):
     """A named version of a product: a set of artifact digests and the change requests it delivers."""
@@ -45,6 +54,11 @@ class Release(models.Model):
         ordering = ["product", "-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["product", "version"], name="%(app_label)s_%(class)s_unique_version"),
+            models.CheckConstraint(
+                condition=Q(version__regex=rf"\A{RELEASE_VERSION_PATTERN}\Z")
+                & ~Q(version__in=RESERVED_RELEASE_VERSIONS),
+                name="%(app_label)s_%(class)s_version_valid",
+            ),
             # A frozen release always carries its signed manifest.
             models.CheckConstraint(
                 condition=Q(frozen_at__isnull=True) | ~Q(manifest_sha256=""),
