@@ -205,7 +205,11 @@ def release_create(request, product: str):
 
 @login_required
 def release_detail(request, product: str, version: str):
-    release = _release(request, product, version)
+    return _release_page(request, _release(request, product, version))
+
+
+def _release_page(request, release: Release, *, edit: dict | None = None, status: int = 200):
+    """The release page; `edit` holds what was typed into the edit card when the service refused it, shown again."""
     held = roles_of(request.user, release.product)
     promotions = release.promotions.select_related("environment", "requester").order_by("id")
     open_envs = {p.environment.key for p in promotions if p.is_open() or p.state == Promotion.State.DEPLOYED}
@@ -220,13 +224,14 @@ def release_detail(request, product: str, version: str):
         "can_edit": not release.is_frozen() and Role.RELEASE_MANAGER in held,
         "scope": release_scope(product=release.product, release_version=release.version),
         "failing_tests": _failing_test_rows(request, release),
+        "edit": edit,
         "events": with_changes(
             cc_selectors.audit_events(user=request.user, product=release.product.key, object_human_id=release.human_id)[
                 :100
             ]
         ),
     }
-    return render(request, "approvals/release_detail.html", context)
+    return render(request, "approvals/release_detail.html", context, status=status)
 
 
 # The failing tests a release page lists (every one is in the packet and the API).
@@ -290,17 +295,19 @@ def release_accept_failure(request, product: str, version: str):
 @require_POST
 def release_edit(request, product: str, version: str):
     release = _release(request, product, version)
+    typed = {key: request.POST.get(key, "") for key in ("artifacts", "change_requests")}
     try:
         releases.release_update(
             release=release,
             actor=request.user,
-            artifact_digests=request.POST.get("artifacts", "").split(),
-            change_request_ids=request.POST.get("change_requests", "").replace(",", " ").split(),
+            artifact_digests=typed["artifacts"].split(),
+            change_request_ids=typed["change_requests"].replace(",", " ").split(),
         )
     except DomainError as error:
-        messages.error(request, refusal_message(error))
-    else:
-        messages.success(request, f"Release {release} changed.")
+        # Refused: the page again, with what was typed, so nothing has to be typed twice.
+        messages.error(request, f"Nothing was changed: {refusal_message(error)}")
+        return _release_page(request, release, edit=typed, status=error.status)
+    messages.success(request, f"Release {release} changed.")
     return redirect("release", product=release.product.key, version=release.version)
 
 
