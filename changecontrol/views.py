@@ -459,7 +459,7 @@ def _policy_history_page(request, product: Product, *, draft: dict | None = None
     context = {
         "product": product,
         "rows": rows,
-        "can_propose": bool(held & set(services.POLICY_PROPOSER_ROLES)),
+        "can_propose": bool(held & set(services.policy_proposer_roles(product))),
         # A new version usually starts from the rules in force.
         "draft": draft or {"source": active.source if active else "", "reason": ""},
         "draft_open": draft is not None,

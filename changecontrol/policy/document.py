@@ -229,6 +229,17 @@ class TestsRule:
     problem_report_required: bool = False
 
 
+# Who may propose a new version of a product's policy when its policy says nothing (or it has none yet).
+DEFAULT_POLICY_PROPOSER_ROLES = ("quality", "admin")
+
+
+@dataclass(frozen=True)
+class PolicyChangesRule:
+    """Who may propose the next version of this policy (signing it stays a quality reviewer's act)."""
+
+    propose_roles: tuple[str, ...] = DEFAULT_POLICY_PROPOSER_ROLES
+
+
 @dataclass(frozen=True)
 class PolicyDocument:
     """One validated policy document; methods answer questions and never change it."""
@@ -242,6 +253,7 @@ class PolicyDocument:
     source_text: str
     sha256: str
     tests: TestsRule = TestsRule()
+    policy_changes: PolicyChangesRule = PolicyChangesRule()
 
     def score_risk(self, answers: Mapping[str, str]) -> RiskResult:
         """Score a risk questionnaire and find its tier; raises RiskAnswersInvalid listing every problem."""
@@ -363,6 +375,7 @@ class PolicyDocument:
                     "problem_report": "required" if self.tests.problem_report_required else "optional",
                 }
             },
+            "policy_changes": {"propose_roles": list(self.policy_changes.propose_roles)},
         }
 
 

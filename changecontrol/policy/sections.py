@@ -19,6 +19,7 @@ from changecontrol.policy.document import (
     ChangeApprovalRule,
     EnvironmentRule,
     GateRule,
+    PolicyChangesRule,
     RiskModel,
     TestsRule,
     TierRule,
@@ -358,3 +359,17 @@ def read_tests(checker: Checker, raw: Any, *, tiers: tuple[str, ...] | None) -> 
     return TestsRule(
         accept_failure_tiers=chosen, accept_failure_roles=roles, problem_report_required=report == "required"
     )
+
+
+def read_policy_changes(checker: Checker, raw: Any) -> PolicyChangesRule | None:
+    """`policy_changes: {propose_roles: [...]}`: who may propose this policy's next version."""
+    body = checker.mapping("policy_changes", raw, required=("propose_roles",))
+    if body is None or "propose_roles" not in body:
+        return None
+    roles = checker.roles("policy_changes.propose_roles", body["propose_roles"])
+    if roles is None:
+        return None
+    if "auditor" in roles:
+        checker.error("policy_changes.propose_roles", "auditors read and change nothing: an auditor cannot propose")
+        return None
+    return PolicyChangesRule(propose_roles=roles)

@@ -136,12 +136,12 @@ def test_load_policy_proposes_a_version_that_awaits_a_quality_signature(product,
         "--reason",
         "Shorter approval window",
         "--author",
-        "rory",
+        "polly",
     )
     version = PolicyVersion.objects.get(product=product, version=2)
-    assert version.state == PolicyVersion.State.PROPOSED and version.author.username == "rory"
+    assert version.state == PolicyVersion.State.PROPOSED and version.author.username == "polly"
     assert "Proposed rsd policy v2" in out and "quality reviewer" in out
-    again, _ = run("load_policy", "--product", "rsd", "--file", str(path), "--reason", "again", "--author", "rory")
+    again, _ = run("load_policy", "--product", "rsd", "--file", str(path), "--reason", "again", "--author", "polly")
     assert "nothing new stored" in again
     assert PolicyVersion.objects.filter(product=product).count() == 2
 
@@ -171,7 +171,7 @@ def test_load_policy_prints_every_error_with_its_line_and_stores_nothing(product
             "--reason",
             "r",
             "--author",
-            "rory",
+            "polly",
             stdout=StringIO(),
             stderr=err,
         )
@@ -272,7 +272,7 @@ def test_seed_demo_builds_products_policies_cast_and_change_requests_through_ser
     )
     for product in (rsd, lab):
         active = product.policy_versions.get(state="active")
-        assert active.author.username == "ravi" and active.document.name == product.key
+        assert active.author.username == "admin" and active.document.name == product.key
     states = set(ChangeRequest.objects.values_list("state", flat=True))
     assert states >= {"draft", "submitted", "approved", "implemented", "rejected", "withdrawn"}
     assert ChangeRequest.objects.filter(approved_automatically=True, tier="low").exists()
