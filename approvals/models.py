@@ -272,6 +272,10 @@ class AcceptedFailure(models.Model):
         return f"AF-{self.pk}"
 
     @property
+    def product(self) -> Product:
+        return self.release.product
+
+    @property
     def test(self) -> str:
         return test_key(self.classname, self.name)
 

@@ -85,6 +85,8 @@ def test_a_reviewer_accepts_a_failing_test_and_the_tests_gate_counts_it_as_accep
     # 2. Audited with the record's seal.
     event = AuditEvent.objects.get(action="accepted_failure.recorded", object_human_id=accepted["id"])
     assert event.seals and event.after["signature"] == f"SIG-{Signature.objects.latest('pk').pk}"
+    signed = AuditEvent.objects.get(action="signature.failure_accepted", object_human_id=accepted["id"])
+    assert signed.product_key == "rsd"  # where the product's auditors look
     # 3. The promotion held by the gate is judged again at once: accepted, not passed.
     blocked.refresh_from_db()
     assert blocked.state == Promotion.State.APPROVED
@@ -139,8 +141,14 @@ def test_only_the_roles_the_policy_names_may_accept(api, blocked, release, cast)
     assert AcceptedFailure.objects.count() == 0
 
 
-def test_an_outsider_sees_no_failing_tests(api, blocked, release, cast):
-    assert api(cast["olga"]).get(f"/api/v1/releases/rsd/{release.version}/test-failures").status_code == 404
+def test_an_outsider_sees_no_failing_tests_and_accepts_nothing(api, blocked, release, cast):
+    outsider = api(cast["olga"])
+    assert outsider.get(f"/api/v1/releases/rsd/{release.version}/test-failures").status_code == 404
+    posted = outsider.post(
+        f"/products/rsd/releases/{release.version}/accept-failure",
+        {"meaning": "failure_accepted", "name": FAILING_TEST, "comment": "x", "username": "olga", "password": PASSWORD},
+    )
+    assert posted.status_code == 404 and AcceptedFailure.objects.count() == 0
 
 
 def test_a_new_failure_of_the_test_after_reading_refuses_the_signature(api, blocked, release, artifact, cast):
