@@ -219,10 +219,10 @@ def _reopen_cause(promotion: Promotion, evaluation: status.Evaluation) -> dict |
         return None
     changes = _evidence_changes(promotion, inputs["facts"])
     parts = []
-    if changes["new"]:
-        parts.append("new evidence since approval: " + ", ".join(changes["new"]))
-    if changes["withdrawn"]:
-        parts.append("evidence no longer counting: " + ", ".join(changes["withdrawn"]))
+    changed = [f"new {', '.join(changes['new'])}"] if changes["new"] else []
+    changed += [f"no longer counting {', '.join(changes['withdrawn'])}"] if changes["withdrawn"] else []
+    if changed:
+        parts.append("the evidence changed since approval: " + "; ".join(changed))
     parts.extend(f"gate {g['id']} {g['status']}: {g['detail']}" for g in failing)
     if any(s["policy_version"] != inputs["policy_version"] for s in standing):
         parts.append(f"policy v{inputs['policy_version']} was activated after approval")

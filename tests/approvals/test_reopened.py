@@ -83,7 +83,7 @@ def test_a_reopened_promotion_is_approved_again_by_a_new_signature_over_what_is_
     services.promotion_refresh(promotion=approved, actor=None)
     approved.refresh_from_db()
     assert approved.state == Promotion.State.REOPENED
-    assert "new evidence since approval: EV-" in approved.reopen_reason
+    assert "the evidence changed since approval: new EV-" in approved.reopen_reason
     body = _status(api, ci_token, artifact.digest)
     assert body["decision"] == "pending"
     assert any("reopened" in r for r in body["reasons"])
