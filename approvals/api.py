@@ -194,6 +194,8 @@ class PromotionOutput(serializers.ModelSerializer):
             "decided_at",
             "deployed_at",
             "rejection_reason",
+            "reopened_at",
+            "reopen_reason",
             "policy_version",
             "signatures",
             "status",

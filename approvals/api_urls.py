@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from approvals import api
+from approvals import api, api_failures
 
 urlpatterns = [
     path("status", api.StatusApi.as_view(), name="api-status"),  # the CI gate's hot path: tried first
@@ -12,6 +12,16 @@ urlpatterns = [
         "releases/<slug:product>/<str:version>/promotions",
         api.PromotionCreateApi.as_view(),
         name="api-release-promotions",
+    ),
+    path(
+        "releases/<slug:product>/<str:version>/test-failures",
+        api_failures.TestFailuresApi.as_view(),
+        name="api-release-test-failures",
+    ),
+    path(
+        "releases/<slug:product>/<str:version>/accepted-failures",
+        api_failures.AcceptedFailureCreateApi.as_view(),
+        name="api-release-accepted-failures",
     ),
     path("promotions/<str:promotion_id>", api.PromotionDetailApi.as_view(), name="api-promotion"),
     path("promotions/<str:promotion_id>/signatures", api.PromotionSignApi.as_view(), name="api-promotion-sign"),

@@ -53,16 +53,28 @@ def gate_tests(gate: GateRule, facts: Mapping) -> dict:
     total = sum(a["tests"]["total"] for a in facts["artifacts"])
     failed = sum(a["tests"]["failed"] + a["tests"]["error"] for a in facts["artifacts"])
     passed = sum(a["tests"]["passed"] for a in facts["artifacts"])
+    accepted = sum(a["tests"].get("accepted", 0) for a in facts["artifacts"])
     max_failed, min_total = gate.params.get("max_failed", 0), gate.params.get("min_total", 0)
+    note = ""
+    if accepted:
+        records = ", ".join(f"{a['id']} {a['test']}" for a in facts.get("accepted_failures") or [])
+        if facts.get("accepting_failures_allowed", True):
+            note = f"; {accepted} failing result(s) accepted by signed record, not passed ({records})"
+        else:
+            # The policy in force no longer lets this release's tier accept failures: they count as failed.
+            failed += accepted
+            note = f"; {accepted} accepted failing result(s) count as failed: the policy lets no failure be accepted "
+            note += f"for this tier (tests.accept_failures.tiers) ({records})"
     if total < min_total:
         return _result(gate, FAIL, f"only {total} test(s) ran; the policy asks for at least {min_total}")
     if failed > max_failed:
         return _result(
             gate,
             FAIL,
-            f"{failed} test(s) failed or errored (allowed: {max_failed}) of {total}; fix them and upload a new report",
+            f"{failed} test(s) failed or errored (allowed: {max_failed}) of {total}; fix them and upload a new report"
+            + note,
         )
-    return _result(gate, PASS, f"{passed} of {total} test(s) passed, {failed} failed (allowed: {max_failed})")
+    return _result(gate, PASS, f"{passed} of {total} test(s) passed, {failed} failed (allowed: {max_failed}){note}")
 
 
 def gate_coverage(gate: GateRule, facts: Mapping) -> dict:
@@ -326,7 +338,7 @@ def cel_context(facts: Mapping) -> dict[str, Any]:
     artifacts = facts["artifacts"]
     tests = {
         k: sum((a.get("tests") or {}).get(k, 0) for a in artifacts)
-        for k in ("total", "passed", "failed", "error", "skipped")
+        for k in ("total", "passed", "failed", "error", "skipped", "accepted")
     }
     valid = sum((a.get("coverage") or {}).get("lines_valid", 0) for a in artifacts)
     covered = sum((a.get("coverage") or {}).get("lines_covered", 0) for a in artifacts)
@@ -489,6 +501,10 @@ def decide(*, document, environment_key: str, inputs: Mapping, at) -> dict:
             ],
         }
     facts = inputs["facts"]
+    if facts.get("accepted_failures"):
+        # Accepted failures count as accepted only while the policy in force lets this tier accept any.
+        allowed = promotion["tier"] in document.tests.accept_failure_tiers
+        facts = {**facts, "accepting_failures_allowed": allowed}
     gates = evaluate_gates(rules=environment.gates, after=environment.after, facts=facts)
     required = document.required_roles(environment_key, promotion["tier"])
     approvals = approvals_state(
@@ -509,6 +525,11 @@ def decide(*, document, environment_key: str, inputs: Mapping, at) -> dict:
                 "expired": f"{promotion['id']} expired before it was deployed: request a new promotion",
                 "superseded": f"{promotion['id']} was superseded by a later promotion",
             }[state]
+        )
+    if state == "reopened":
+        reasons.append(
+            f"{promotion['id']} was approved, then reopened: {promotion.get('reopen_reason') or 'its inputs changed'}; "
+            "the approvals given before are invalidated and it must be approved again"
         )
     for gate in gates:
         if gate["blocking"] and gate["status"] != PASS:

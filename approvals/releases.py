@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.models import Release
+from approvals.models import RELEASE_VERSION_PATTERN, RESERVED_RELEASE_VERSIONS, Release
 from changecontrol import audit
 from changecontrol.models import ChangeRequest, Product, Role, User
 from changecontrol.roles import has_role
@@ -25,10 +25,6 @@ from traceability.baselines import trace_baseline_take
 RELEASE_WRITER_ROLES = (Role.RELEASE_MANAGER,)
 # /2: signed over the canonical encoding (common.canonical); /1 escaped non-ASCII characters (see manifest_bytes).
 MANIFEST_FORMAT = "custody-release-manifest/2"
-# A version is one path segment of /api/v1/releases/{product}/{version} and of the release page's URL, so it
-# holds only characters that need no escaping there: semver (7.2.4, 1.0.0-rc.1, 1.0.0+build.5) and calendar
-# versions (2025.03.1) fit; '/' would split the segment, and a leading '.' could make it '.' or '..'.
-RELEASE_VERSION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._+\-]*"
 RELEASE_VERSION_RULE = "letters, digits, '.', '-', '_' and '+', starting with a letter or digit"
 
 
@@ -38,7 +34,7 @@ def may_manage_releases(actor: User, product: Product) -> bool:
 
 
 def _check_release_version(version: str, product: Product) -> None:
-    if version == "new":  # /products/{product}/releases/new is the form that creates a release
+    if version in RESERVED_RELEASE_VERSIONS:  # /products/{product}/releases/new is the form that creates a release
         raise ValidationFailed(
             "'new' cannot be a release version: its page address is the new-release form; choose another",
             errors={"version": ["'new' is reserved"]},

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
-from approvals.models import Decision, Promotion, Release
+from approvals.models import AcceptedFailure, Decision, Promotion, Release
 from changecontrol.access import visible_product_ids
 from changecontrol.models import ApiToken, ChangeRequest, Environment, PolicyVersion, Signature, User, record_type
 from changecontrol.roles import role_map
@@ -133,6 +133,18 @@ def release_facts(
         if tests is not None:
             tests[row["status"]] = tests.get(row["status"], 0) + row["n"]
             tests["total"] += row["n"]
+    # 1b. Accepted failures: a failing result of a test accepted for this release (a signed record) counts as accepted,
+    # neither failed nor passed.
+    accepted = accepted_failure_facts(release)
+    if accepted:
+        keys = {(a["classname"], a["name"]) for a in accepted}
+        for row in TestResult.objects.filter(
+            evidence_id__in=counting_ids, status__in=(TestResult.Status.FAILED, TestResult.Status.ERROR)
+        ).values("artifact_id", "classname", "name", "status"):
+            tests = per[row["artifact_id"]]["tests"]
+            if tests is not None and (row["classname"], row["name"]) in keys:
+                tests[row["status"]] -= 1
+                tests["accepted"] = tests.get("accepted", 0) + 1
     # 2. Coverage.
     for row in (
         CoverageFile.objects.filter(evidence_id__in=counting_ids)
@@ -223,6 +235,8 @@ def release_facts(
         "change_requests": change_requests,
         "trace": trace_facts(release=release, artifact_ids=ids, scope=trace_scope),
     }
+    if accepted:
+        facts["accepted_failures"] = accepted
     if after:
         facts["previous_environment"] = {
             "key": after,
@@ -231,6 +245,31 @@ def release_facts(
             ),
         }
     return facts
+
+
+def accepted_failure_facts(release: Release) -> list[dict[str, Any]]:
+    """The release's accepted failures as the gates read them (stored with each decision, so a replay sees them)."""
+    acceptances = list(AcceptedFailure.objects.filter(release=release).select_related("accepted_by").order_by("pk"))
+    if not acceptances:
+        return []
+    signatures = dict(
+        Signature.objects.filter(
+            subject_type=record_type(AcceptedFailure),
+            subject_id__in=[a.pk for a in acceptances],
+            meaning=Signature.Meaning.FAILURE_ACCEPTED,
+        ).values_list("subject_id", "id")
+    )
+    return [
+        {
+            "id": a.human_id,
+            "test": a.test,
+            "classname": a.classname,
+            "name": a.name,
+            "accepted_by": a.accepted_by.printed_name,
+            "signature": f"SIG-{signatures[a.pk]}" if a.pk in signatures else None,
+        }
+        for a in acceptances
+    ]
 
 
 def digests_passed(*, product_id: int, environment_key: str, digests: list[str]) -> list[str]:
@@ -391,7 +430,7 @@ def pending_approvals_for(user: User) -> list[Promotion]:
     if not roles:
         return []
     candidates = (
-        Promotion.objects.filter(state=Promotion.State.AWAITING_APPROVAL, release__product_id__in=list(roles))
+        Promotion.objects.filter(state__in=Promotion.SIGNABLE_STATES, release__product_id__in=list(roles))
         .select_related("release", "release__product", "environment", "requester", "policy_version")
         .order_by("requested_at")
     )

@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals import releases, selectors, sod, status
+from approvals import gates, releases, selectors, sod, status
 from approvals.models import Decision, Promotion, Release
 from changecontrol import audit, esign
 from changecontrol.models import Environment, PolicyVersion, Role, Signature, User
@@ -28,7 +28,7 @@ REVIEWER_ROLES = (Role.QUALITY, Role.SECURITY, Role.PRODUCT)
 # ---------------------------------------------------------------- promotions
 
 
-def _tier_of(release: Release, policy: PolicyVersion) -> str:
+def tier_of(release: Release, policy: PolicyVersion) -> str:
     """The highest tier among the release's CRs; with none, the least risky tier (the CR gate reports it)."""
     document = policy.document
     tiers = [t for t in release.change_requests.values_list("tier", flat=True) if t]
@@ -76,7 +76,7 @@ def _promotion_request(*, release: Release, environment_key: str, actor: User) -
     if not release.is_frozen():
         releases.release_freeze(release, actor=actor)
     promotion = Promotion.objects.create(
-        release=release, environment=environment, requester=actor, policy_version=policy, tier=_tier_of(release, policy)
+        release=release, environment=environment, requester=actor, policy_version=policy, tier=tier_of(release, policy)
     )
     audit.record(
         actor=actor,
@@ -133,7 +133,8 @@ def _settle(promotion: Promotion, *, actor: User | None) -> status.Evaluation:
     decisions follow the inputs, audited with the person whose input moved them; a status read never writes.
     """
     evaluation = status.evaluate(promotion)
-    if promotion.state == Promotion.State.AWAITING_APPROVAL and evaluation.answer["decision"] == "allowed":
+    if promotion.awaits_signatures() and evaluation.answer["decision"] == "allowed":
+        before = promotion.state
         promotion.state = Promotion.State.APPROVED
         promotion.decided_at = timezone.now()
         promotion.save(update_fields=["state", "decided_at"])
@@ -141,7 +142,7 @@ def _settle(promotion: Promotion, *, actor: User | None) -> status.Evaluation:
             actor=actor,
             action="promotion.approved",
             obj=promotion,
-            before={"state": "awaiting_approval"},
+            before={"state": before},
             after={
                 "state": "approved",
                 "approvals": evaluation.answer["approvals"]["signed"],
@@ -161,30 +162,108 @@ def _settle(promotion: Promotion, *, actor: User | None) -> status.Evaluation:
 def promotion_refresh(*, promotion: Promotion, actor: User | None) -> Promotion:
     """Re-judge an open promotion after one of its inputs changed, on behalf of `actor`, whose input it was.
 
-    An awaiting one is approved once its gates pass and its approvals are complete. An approved one not yet deployed
-    goes back to awaiting approval when its approvals no longer stand because of evidence that arrived after the
-    signatures (DESIGN §4.5), so the reviewers can sign what they now see."""
+    An awaiting (or reopened) one is approved once its gates pass and its approvals are complete. An approved one not
+    yet deployed is reopened when the answer no longer allows it because of what changed after approval (DESIGN
+    §4.5): new or withdrawn evidence, a blocking gate that fails, a policy activated. Its standing approvals are
+    invalidated, so the reviewers sign what they now see. Approvals that merely lapsed expire it instead
+    (`promotions_expire`)."""
     promotion = _lock(promotion)
-    if promotion.state not in (Promotion.State.AWAITING_APPROVAL, Promotion.State.APPROVED):
-        return promotion
-    evaluation = _settle(promotion, actor=actor)
     if promotion.state == Promotion.State.APPROVED:
-        # Only new evidence reopens it: lapsed approvals expire the promotion instead (promotions_expire).
-        answer, inputs = evaluation.answer, evaluation.inputs
-        standing = [s for s in inputs["signatures"] if s["meaning"] == "approved" and not s["invalidated"]]
-        seen = {s["evidence_sha256"] for s in standing} - {None}
-        if answer["approvals"]["missing"] and seen - {inputs["evidence_sha256"]}:
-            promotion.state = Promotion.State.AWAITING_APPROVAL
-            promotion.save(update_fields=["state"])
-            audit.record(
-                actor=actor,
-                action="promotion.reopened",
-                obj=promotion,
-                before={"state": "approved"},
-                after={"state": "awaiting_approval", "missing": answer["approvals"]["missing"]},
-                reason="; ".join(answer["approvals"].get("notes") or answer["reasons"])[:1000],
-            )
+        evaluation = status.evaluate(promotion)
+        cause = _reopen_cause(promotion, evaluation)
+        if cause is not None:
+            _reopen(promotion, actor=actor, cause=cause)
+    if promotion.awaits_signatures() or promotion.state == Promotion.State.APPROVED:
+        _settle(promotion, actor=actor)
     return promotion
+
+
+def _evidence_label(entry: dict, artifact: dict) -> str:
+    named = f" {entry['name']!r}" if entry.get("name") else ""
+    return f"EV-{entry['id']} ({entry['type']}{named} for {artifact['name']})"
+
+
+def _evidence_changes(promotion: Promotion, facts: dict) -> dict[str, list[str]]:
+    """The evidence that counts now but did not when the promotion was last allowed, and the reverse (read from the
+    decision stored then: records are what was decided)."""
+    allowed = Decision.objects.filter(promotion=promotion, decision=Decision.Outcome.ALLOWED).order_by("-id").first()
+    then_facts = (allowed.inputs.get("facts") if allowed else None) or {}
+
+    def counted(of: dict) -> dict[int, str]:
+        return {e["id"]: _evidence_label(e, a) for a in of.get("artifacts") or [] for e in a.get("evidence") or []}
+
+    now, then = counted(facts), counted(then_facts)
+    if not then:
+        return {"new": [], "withdrawn": []}
+    return {
+        "new": [label for pk, label in sorted(now.items()) if pk not in then],
+        "withdrawn": [label for pk, label in sorted(then.items()) if pk not in now],
+    }
+
+
+def _reopen_cause(promotion: Promotion, evaluation: status.Evaluation) -> dict | None:
+    """Why an approved promotion no longer stands — the evidence that changed, the blocking gates that fail, the
+    approvals that no longer count — or None while it stands or its approvals only lapsed."""
+    answer, inputs = evaluation.answer, evaluation.inputs
+    if answer["decision"] == "allowed":
+        return None
+    failing = [g for g in answer["gates"] if g["blocking"] and g["status"] != gates.PASS]
+    standing = [s for s in inputs["signatures"] if s["meaning"] == "approved" and not s["invalidated"]]
+    retired = [
+        s
+        for s in standing
+        if s["policy_version"] != inputs["policy_version"]
+        or (s["evidence_sha256"] and s["evidence_sha256"] != inputs["evidence_sha256"])
+    ]
+    if not failing and not retired:
+        return None
+    changes = _evidence_changes(promotion, inputs["facts"])
+    parts = []
+    changed = [f"new {', '.join(changes['new'])}"] if changes["new"] else []
+    changed += [f"no longer counting {', '.join(changes['withdrawn'])}"] if changes["withdrawn"] else []
+    if changed:
+        parts.append("the evidence changed since approval: " + "; ".join(changed))
+    parts.extend(f"gate {g['id']} {g['status']}: {g['detail']}" for g in failing)
+    if any(s["policy_version"] != inputs["policy_version"] for s in standing):
+        parts.append(f"policy v{inputs['policy_version']} was activated after approval")
+    return {
+        "reason": "; ".join(parts) or "; ".join(answer["reasons"]),
+        "evidence": changes,
+        "failing_gates": [g["id"] for g in failing],
+        "missing": answer["approvals"]["missing"],
+    }
+
+
+def _reopen(promotion: Promotion, *, actor: User | None, cause: dict) -> None:
+    """An approved promotion whose inputs changed goes back to being judged: its approvals were given over what no
+    longer holds, so they are invalidated (signed again over what the reviewers now see) and it is reopened."""
+    reason = cause["reason"][:2000]
+    standing = list(
+        selectors.promotion_signatures(promotion).filter(
+            meaning=Signature.Meaning.APPROVED, invalidated_at__isnull=True
+        )
+    )
+    esign.signatures_invalidate_these(
+        standing, subject=promotion, actor=actor, reason=f"{promotion.human_id} reopened after approval: {reason}"
+    )
+    promotion.state = Promotion.State.REOPENED
+    promotion.reopened_at = timezone.now()
+    promotion.reopen_reason = reason
+    promotion.save(update_fields=["state", "reopened_at", "reopen_reason"])
+    audit.record(
+        actor=actor,
+        action="promotion.reopened",
+        obj=promotion,
+        before={"state": "approved"},
+        after={
+            "state": "reopened",
+            "evidence": cause["evidence"],
+            "failing_gates": cause["failing_gates"],
+            "missing": cause["missing"],
+            "invalidated_signatures": [s.human_id for s in standing],
+        },
+        reason=reason[:1000],
+    )
 
 
 def promotions_refresh(*, promotion_ids: list[int], actor: User | None) -> list[str]:
@@ -311,7 +390,7 @@ def _promotion_sign(
     # 1. Lock and check the state: racing signers queue here.
     promotion = _lock(promotion)
     product = promotion.release.product
-    if promotion.state != Promotion.State.AWAITING_APPROVAL:
+    if not promotion.awaits_signatures():
         raise InvalidState(
             f"{promotion.human_id} is {promotion.get_state_display().lower()}, "
             "not awaiting approval, so it cannot be signed"
@@ -387,6 +466,7 @@ def _promotion_sign(
     )
     # 6. Decide.
     if meaning == Signature.Meaning.REJECTED:
+        before = promotion.state
         promotion.state = Promotion.State.REJECTED
         promotion.rejection_reason = comment
         promotion.decided_at = timezone.now()
@@ -395,7 +475,7 @@ def _promotion_sign(
             actor=signer,
             action="promotion.rejected",
             obj=promotion,
-            before={"state": "awaiting_approval"},
+            before={"state": before},
             after={"state": "rejected"},
             reason=comment,
         )

@@ -66,6 +66,8 @@ def status_inputs(*, promotion: Promotion | None, environment: Environment, poli
                 "tier": promotion.tier,
                 "rejection_reason": promotion.rejection_reason,
                 "requested_by": promotion.requester.username,
+                # Only a reopened promotion carries it, so earlier inputs (and their replays) read as before.
+                **({"reopen_reason": promotion.reopen_reason} if promotion.state == Promotion.State.REOPENED else {}),
             },
             "facts": facts,
             "signatures": _signature_inputs(promotion),

@@ -11,4 +11,9 @@ urlpatterns = [
     path("products/<slug:product>/releases/<str:version>", views.release_detail, name="release"),
     path("products/<slug:product>/releases/<str:version>/promote", views.release_promote, name="release-promote"),
     path("products/<slug:product>/releases/<str:version>/edit", views.release_edit, name="release-edit"),
+    path(
+        "products/<slug:product>/releases/<str:version>/accept-failure",
+        views.release_accept_failure,
+        name="release-accept-failure",
+    ),
 ]

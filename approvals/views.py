@@ -11,9 +11,10 @@ import re
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from approvals import releases, selectors, services
+from approvals import accepted_failures, releases, selectors, services
 from approvals import status as approval_status
 from approvals.models import Promotion, Release
 from changecontrol import selectors as cc_selectors
@@ -23,7 +24,7 @@ from changecontrol.models import Role, Signature
 from changecontrol.roles import roles_of
 from changecontrol.services import active_policy
 from changecontrol.views import refusal_message, sign_dialog, with_changes
-from common.errors import DomainError
+from common.errors import DomainError, ValidationFailed
 from evidence.models import BuildCommit
 from traceability.scope import release_scope
 
@@ -103,7 +104,7 @@ def promotion_detail(request, promotion_id: str):
     held = roles_of(request.user, product)
     required = status["approvals"]["required"]
     # Anyone with a working role may try: the server decides, and a refusal names the rule that refused.
-    can_sign = promotion.state == Promotion.State.AWAITING_APPROVAL and bool(held - {Role.AUDITOR, Role.ADMIN})
+    can_sign = promotion.awaits_signatures() and bool(held - {Role.AUDITOR, Role.ADMIN})
     policy = active_policy(product)
     context = {
         "promotion": promotion,
@@ -204,7 +205,11 @@ def release_create(request, product: str):
 
 @login_required
 def release_detail(request, product: str, version: str):
-    release = _release(request, product, version)
+    return _release_page(request, _release(request, product, version))
+
+
+def _release_page(request, release: Release, *, edit: dict | None = None, status: int = 200):
+    """The release page; `edit` holds what was typed into the edit card when the service refused it, shown again."""
     held = roles_of(request.user, release.product)
     promotions = release.promotions.select_related("environment", "requester").order_by("id")
     open_envs = {p.environment.key for p in promotions if p.is_open() or p.state == Promotion.State.DEPLOYED}
@@ -218,30 +223,91 @@ def release_detail(request, product: str, version: str):
         # Until the first promotion request freezes it, a release manager may still change what it holds.
         "can_edit": not release.is_frozen() and Role.RELEASE_MANAGER in held,
         "scope": release_scope(product=release.product, release_version=release.version),
+        "failing_tests": _failing_test_rows(request, release),
+        "edit": edit,
         "events": with_changes(
             cc_selectors.audit_events(user=request.user, product=release.product.key, object_human_id=release.human_id)[
                 :100
             ]
         ),
     }
-    return render(request, "approvals/release_detail.html", context)
+    return render(request, "approvals/release_detail.html", context, status=status)
+
+
+# The failing tests a release page lists (every one is in the packet and the API).
+FAILING_TESTS_SHOWN = 100
+
+
+def _failing_test_rows(request, release: Release) -> list[dict]:
+    """The release's failing tests, each with its acceptance and signature, or the signing dialog to accept it."""
+    policy = active_policy(release.product)
+    tests = accepted_failures.failing_tests(release)[:FAILING_TESTS_SHOWN]
+    signatures = accepted_failures.acceptance_signatures([t["accepted"] for t in tests if t["accepted"]])
+    may_accept = accepted_failures.may_accept(request.user, release, policy)
+    rows = []
+    for number, test in enumerate(tests, start=1):
+        row = {**test, "signature": signatures.get(test["accepted"].pk) if test["accepted"] else None}
+        if may_accept and not test["accepted"]:
+            row["dialog_id"] = f"accept-failure-{number}"
+            row["problem_report_required"] = policy.document.tests.problem_report_required
+            row["sign"] = sign_dialog(
+                subject=f"test {test['test']} of {release}",
+                content=accepted_failures.accept_failure_signing_content(
+                    release, classname=test["classname"], name=test["name"], policy=policy
+                ),
+                meanings=(Signature.Meaning.FAILURE_ACCEPTED,),
+                roles=[Role(r).label for r in policy.document.tests.accept_failure_roles],
+            )
+        rows.append(row)
+    return rows
+
+
+@login_required
+@require_POST
+def release_accept_failure(request, product: str, version: str):
+    """The "Accept failure…" signing dialog posts here: the justification is the signature's comment."""
+    release = _release(request, product, version)
+    form = SignForm(request.POST)
+    try:
+        if not form.is_valid() or form.cleaned_data["meaning"] != Signature.Meaning.FAILURE_ACCEPTED:
+            problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+            raise ValidationFailed(problems or "the signature's meaning must be 'failure accepted'")
+        signing = form.signing()
+        acceptance = accepted_failures.failure_accept(
+            release=release,
+            signer=request.user,
+            username=signing["username"],
+            password=signing["password"],
+            seen_sha256=signing["seen_sha256"],
+            classname=request.POST.get("classname", ""),
+            name=request.POST.get("name", ""),
+            justification=signing["comment"],
+            problem_report=request.POST.get("problem_report", "")[:200],
+        )
+    except DomainError as error:
+        messages.error(request, f"Nothing was signed: {refusal_message(error)}")
+    else:
+        messages.success(request, f"{acceptance.human_id}: {acceptance.test} accepted for {release}.")
+    return redirect(reverse("release", args=[release.product.key, release.version]) + "#accepted-failures")
 
 
 @login_required
 @require_POST
 def release_edit(request, product: str, version: str):
     release = _release(request, product, version)
+    typed = {key: request.POST.get(key, "") for key in ("artifacts", "change_requests")}
     try:
         releases.release_update(
             release=release,
             actor=request.user,
-            artifact_digests=request.POST.get("artifacts", "").split(),
-            change_request_ids=request.POST.get("change_requests", "").replace(",", " ").split(),
+            artifact_digests=typed["artifacts"].split(),
+            change_request_ids=typed["change_requests"].replace(",", " ").split(),
         )
     except DomainError as error:
-        messages.error(request, refusal_message(error))
-    else:
-        messages.success(request, f"Release {release} changed.")
+        # Refused: the page again, with what was typed, so nothing has to be typed twice.
+        messages.error(request, f"Nothing was changed: {refusal_message(error)}")
+        return _release_page(request, release, edit=typed, status=error.status)
+    messages.success(request, f"Release {release} changed.")
     return redirect("release", product=release.product.key, version=release.version)
 
 

@@ -107,15 +107,23 @@ def active_token(token_sha256: str) -> ApiToken | None:
 
 
 @transaction.atomic
+def token_request_check(*, scopes: list[str], products: list[Product]) -> None:
+    """Refuse a token request that cannot be granted, before anything is written for it (its account included)."""
+    unknown = sorted(set(scopes) - set(ApiToken.SCOPES))
+    if unknown:
+        raise ValidationFailed(f"unknown scopes {', '.join(unknown)}; scopes are: {', '.join(ApiToken.SCOPES)}")
+    if not scopes:
+        raise ValidationFailed(f"a token needs at least one scope; scopes are: {', '.join(ApiToken.SCOPES)}")
+    if not products:
+        raise ValidationFailed("a token must be scoped to at least one product")
+
+
+@transaction.atomic
 def token_create(
     *, actor: User | None, name: str, user: User, products: list[Product], scopes: list[str]
 ) -> tuple[ApiToken, str]:
     """Create a token and return it with its secret, which is shown once and stored only as a hash."""
-    unknown = sorted(set(scopes) - set(ApiToken.SCOPES))
-    if unknown:
-        raise ValidationFailed(f"unknown scopes {', '.join(unknown)}; scopes are: {', '.join(ApiToken.SCOPES)}")
-    if not products:
-        raise ValidationFailed("a token must be scoped to at least one product")
+    token_request_check(scopes=scopes, products=products)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name,

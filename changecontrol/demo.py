@@ -308,13 +308,13 @@ def _seed_roles(people: dict[str, User], products: dict[str, Product], admin: Us
 
 
 def _seed_policy(product: Product, people: dict[str, User]) -> None:
-    """The default policy, proposed by the release manager and signed by the quality reviewer."""
+    """The default policy, proposed by the administrator and signed by the quality reviewer."""
     if services.active_policy(product) is not None:
         return
     source = DEFAULT_POLICY_YAML.replace("\npolicy: rsd\n", f"\npolicy: {product.key}\n", 1)
     version = services.policy_version_propose(
         product=product,
-        author=people["ravi"],
+        author=people["admin"],
         source=source,
         reason=f"Initial change-control policy for {product.name}",
     )

@@ -124,7 +124,11 @@ class SignForm(forms.Form):
     posts back the content_sha256 of the record as it showed it (the service refuses anything else)."""
 
     meaning = forms.ChoiceField(
-        choices=[(m, label) for m, label in Signature.Meaning.choices if m in ("approved", "rejected", "reviewed")]
+        choices=[
+            (m, label)
+            for m, label in Signature.Meaning.choices
+            if m in ("approved", "rejected", "reviewed", "failure_accepted")
+        ]
     )
     username = forms.CharField(max_length=150)
     password = forms.CharField(strip=False, widget=forms.PasswordInput)

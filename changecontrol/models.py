@@ -318,6 +318,7 @@ class Signature(models.Model):
         RELEASED = "released", "Released"
         BREAK_GLASS_AUTHORISED = "break_glass_authorised", "Break-glass authorised"
         RETROSPECTIVE_REVIEWED = "retrospective_reviewed", "Retrospectively reviewed"
+        FAILURE_ACCEPTED = "failure_accepted", "Failure accepted"
 
     # The signed record, addressed by type and id so that change requests, promotions, policies and
     # break-glass reviews share one signature table (one manifestation rule, one query for packets).

@@ -90,6 +90,10 @@ _SIGNED_RECORD_PAGES = {
     "approvals.breakglassreview": lambda signature: reverse(
         "deployment", args=[(signature.content or {}).get("deployment", "")]
     ),
+    "approvals.acceptedfailure": lambda signature: (
+        reverse("release", args=[signature.product.key, (signature.content or {}).get("version", "")])
+        + "#accepted-failures"
+    ),
 }
 
 

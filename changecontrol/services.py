@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from changecontrol import audit, esign, selectors
 from changecontrol.models import ChangeRequest, Environment, PolicyVersion, Product, Role, Signature, User
-from changecontrol.policy import PolicyInvalid, RiskAnswersInvalid, parse_policy
+from changecontrol.policy import DEFAULT_POLICY_PROPOSER_ROLES, PolicyInvalid, RiskAnswersInvalid, parse_policy
 from changecontrol.roles import has_role, roles_of
 from common.errors import InvalidState, NotPermitted, ValidationFailed
 from common.links import check_url
@@ -57,7 +57,11 @@ def product_create(
 
 # DESIGN §8: auditors read everything and change nothing; every working role may propose, since the version
 # takes effect only once a quality reviewer other than its author signs it.
-POLICY_PROPOSER_ROLES = tuple(role for role in Role.values if role != Role.AUDITOR)
+def policy_proposer_roles(product: Product) -> tuple[str, ...]:
+    """Who may propose a new version of a product's policy: its policy in force says (`policy_changes.propose_roles`),
+    quality reviewers and administrators when it says nothing or there is none yet."""
+    policy = active_policy(product)
+    return policy.document.policy_changes.propose_roles if policy is not None else DEFAULT_POLICY_PROPOSER_ROLES
 
 
 def active_policy(product: Product) -> PolicyVersion | None:
@@ -81,9 +85,15 @@ def policy_version_propose(*, product: Product, author: User, source: str, reaso
             f"the policy names product {document.name!r}, but it is being loaded for {product.key!r}"
         )
     # After the document's own checks, so a file loaded for the wrong product says so first.
-    if not has_role(author, product, *POLICY_PROPOSER_ROLES):
+    proposers = policy_proposer_roles(product)
+    if not has_role(author, product, *proposers):
         held = ", ".join(sorted(roles_of(author, product))) or "no role"
-        raise NotPermitted(f"you hold {held} on {product.key}; proposing a policy needs a working role there")
+        needs = " or ".join(Role.in_sentence(role) for role in proposers)
+        article = "an" if needs[:1] in "aeiouAEIOU" else "a"
+        raise NotPermitted(
+            f"you hold {held} on {product.key}; proposing a policy needs {article} {needs} of it "
+            "(the policy's policy_changes.propose_roles)"
+        )
     Product.objects.select_for_update().get(pk=product.pk)  # serialise version numbers per product
     sha = hashlib.sha256(source.encode()).hexdigest()
     latest = product.policy_versions.order_by("-version").first()

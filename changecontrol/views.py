@@ -46,6 +46,7 @@ MEANING_VERBS = {
     Signature.Meaning.RELEASED: "release",
     Signature.Meaning.BREAK_GLASS_AUTHORISED: "authorise the break-glass deployment of",
     Signature.Meaning.RETROSPECTIVE_REVIEWED: "record my retrospective review of",
+    Signature.Meaning.FAILURE_ACCEPTED: "accept, with the justification in my comment, the failure of",
 }
 
 
@@ -458,7 +459,7 @@ def _policy_history_page(request, product: Product, *, draft: dict | None = None
     context = {
         "product": product,
         "rows": rows,
-        "can_propose": bool(held & set(services.POLICY_PROPOSER_ROLES)),
+        "can_propose": bool(held & set(services.policy_proposer_roles(product))),
         # A new version usually starts from the rules in force.
         "draft": draft or {"source": active.source if active else "", "reason": ""},
         "draft_open": draft is not None,

@@ -10,8 +10,10 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -89,6 +91,28 @@ def bad_request(request, exception=None):
     if is_api_path(request.path_info):
         return error_response(*refused_while_reading(exception))
     return defaults.bad_request(request, exception)
+
+
+@csrf_exempt  # nothing is done here, and a pipeline's POST to a wrong path must hear 404, not a CSRF refusal
+def api_path_not_found(request, rest: str = ""):
+    """The last route under /api/: a path no API route matches is the §7 JSON 404 in every mode. With DEBUG on,
+    Django answers an unmatched URL with its HTML debug page and never calls handler404, so the API says it itself.
+
+    Being a route, it also stops CommonMiddleware's APPEND_SLASH redirect (it only redirects paths nothing matches),
+    so that redirect is kept here: `/api/v1/schema` still leads to `/api/v1/schema/`."""
+    path = request.path_info
+    if settings.APPEND_SLASH and not path.endswith("/") and request.method in ("GET", "HEAD"):
+        match = _resolve_or_none(f"{path}/")
+        if match is not None and match.func is not api_path_not_found:
+            return HttpResponsePermanentRedirect(f"{request.path}/")
+    return not_found(request)
+
+
+def _resolve_or_none(path: str):
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
 
 
 def server_error(request):

@@ -1,10 +1,11 @@
 """Every URL of Custody: the public API v1 (DESIGN §7) under /api/v1/, the admin, and the pages of each app."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from changecontrol.api_schema import SchemaApi
+from common.api_errors import api_path_not_found
 
 api_v1 = [
     # First: the CI gate (`status`) is asked on every pipeline run, and URL patterns are tried in order.
@@ -25,6 +26,8 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    # Last under /api/: any other path there is the JSON 404, development (DEBUG) included.
+    re_path(r"^api/(?P<rest>.*)$", api_path_not_found, name="api-not-found"),
     path("admin/", admin.site.urls),
     path("", include("home.urls")),
     path("", include("changecontrol.urls")),

@@ -218,7 +218,7 @@ def blocked_promotions(*, product_ids: list[int]) -> Panel:
     blocked = (
         Promotion.objects.filter(
             release__product_id__in=product_ids,
-            state__in=(Promotion.State.REQUESTED, Promotion.State.AWAITING_APPROVAL),
+            state__in=(Promotion.State.REQUESTED, *Promotion.SIGNABLE_STATES),
         )
         .annotate(
             latest_decision=Subquery(latest.values("decision")[:1]),

@@ -137,8 +137,8 @@ def _decision_that_counted(promotion, evaluations, deployments) -> tuple[dict | 
     Deployed: the decision the deployment acted on (stored with the deployment). Approved — and expired after
     approval, or deployed without a deployment naming its decision: the one recorded when it was approved. Rejected:
     the one recorded when it was rejected. A decision identical to the one before is not stored again, so where no
-    row saw the new state, the one standing at `decided_at` counts. Not decided yet, or superseded before it was: the
-    latest recorded.
+    row saw the new state, the one standing at `decided_at` counts. Reopened after approval (its approval no longer
+    stands), not decided yet, or superseded before it was: the latest recorded.
     """
     state = promotion.state
     if not evaluations:
@@ -164,6 +164,11 @@ def _decision_that_counted(promotion, evaluations, deployments) -> tuple[dict | 
             return chosen, f"recorded when it was {seen}, {_utc(promotion.decided_at) or 'time not recorded'}{after}"
     if state == "superseded":
         return evaluations[-1], "the latest recorded before a later promotion superseded it"
+    if state == "reopened":
+        return evaluations[-1], (
+            f"the latest recorded: it was approved, then reopened {_utc(promotion.reopened_at) or ''} because "
+            f"{promotion.reopen_reason}"
+        )
     return evaluations[-1], "the latest recorded; the promotion is not decided yet"
 
 

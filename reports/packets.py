@@ -288,11 +288,35 @@ def _accepting_gates(document, environment_key: str, failing: int) -> list[str]:
     return reasons
 
 
+def _accepted_records(accepted, signatures) -> list[dict[str, Any]]:
+    """Each accepted failure of the release (a signed record of its own) with its Part 11 signature."""
+    from approvals.models import AcceptedFailure
+
+    signed = {
+        s.subject_id: s
+        for s in signatures
+        if s.subject_type == record_type(AcceptedFailure) and s.meaning == Signature.Meaning.FAILURE_ACCEPTED
+    }
+    return [
+        {
+            "id": a.human_id,
+            "test": a.test,
+            "failures": [f"{f['status']} in {f['evidence']} ({f.get('artifact_name', '')})" for f in a.failures],
+            "justification": a.justification,
+            "problem_report": a.problem_report,
+            "tier": a.tier,
+            "policy_version": a.policy_version.version,
+            "signature": _manifestation(signed[a.pk]) if a.pk in signed else None,
+        }
+        for a in accepted
+    ]
+
+
 def _failure_acceptances(promotions, signatures, failing: int) -> list[dict[str, Any]]:
     """Where failing tests were accepted: each promotion that passed with them, why, and what its signers wrote.
 
-    Custody has no separate justification record: a failure is accepted when a promotion is approved while it
-    stands (a non-blocking or tolerant tests gate, or a CEL condition, let it through), so the recorded
+    Besides the accepted failures signed as records of their own (`_accepted_records`), a promotion may pass while
+    failures stand (a non-blocking or tolerant tests gate, or a CEL condition, let it through): there the recorded
     justification is the approving signatures' comments — and the packet says so when there is none.
     """
     from approvals.models import Promotion
@@ -384,7 +408,7 @@ TEST_ROW_FIELDS = ("artifact__name", "suite", "classname", "name", "status", "me
 
 def packet_context(release, *, generated_by: User | None = None) -> dict[str, Any]:
     """Everything the packet shows, gathered once (each kind of fact is one query)."""
-    from approvals.models import Promotion
+    from approvals.models import AcceptedFailure, Promotion
     from changecontrol.models import ChangeRequest
     from evidence.models import Evidence, Provenance, SbomComponent, TestResult, Vulnerability
     from reports.decisions import evaluated_again_today, promotion_records
@@ -442,11 +466,13 @@ def packet_context(release, *, generated_by: User | None = None) -> dict[str, An
     review_ids = [d.review.pk for d in deployments if getattr(d, "review", None) is not None]
     drift = list(_open_drift(release))
 
-    # 5. Signatures on the CRs, promotions and break-glass reviews, in one query.
+    # 5. Signatures on the CRs, promotions, break-glass reviews and accepted failures, in one query.
+    accepted = list(AcceptedFailure.objects.filter(release=release).select_related("policy_version").order_by("pk"))
     subjects = (
         Q(subject_type=record_type(ChangeRequest), subject_id__in=[cr.pk for cr in change_requests])
         | Q(subject_type=record_type(Promotion), subject_id__in=[p.pk for p in promotions])
         | Q(subject_type=record_type(BreakGlassReview), subject_id__in=review_ids)
+        | Q(subject_type=record_type(AcceptedFailure), subject_id__in=[a.pk for a in accepted])
     )
     signatures = list(Signature.objects.filter(subjects).select_related("policy_version").order_by("signed_at", "pk"))
     signatures_by_subject = defaultdict(list)
@@ -557,6 +583,7 @@ def packet_context(release, *, generated_by: User | None = None) -> dict[str, An
             ],
             "failures": failures,
             "failures_unlisted": max(failure_total - len(failures), 0),
+            "accepted_records": _accepted_records(accepted, signatures),
             "acceptances": _failure_acceptances(promotions, signatures, failure_total),
         },
         "anomalies": _known_anomalies(

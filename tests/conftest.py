@@ -170,6 +170,8 @@ def product(db, admin_user) -> Product:
     author = make_user("polly", "Polly Policy-Author")
     approver = make_user("quentin", "Quentin Quality-Lead")
     roles.role_grant(actor=admin_user, user=author, product=product, role=Role.RELEASE_MANAGER)
+    # Who may propose a policy version: quality reviewers and administrators (policy_changes.propose_roles).
+    roles.role_grant(actor=admin_user, user=author, product=product, role=Role.QUALITY)
     roles.role_grant(actor=admin_user, user=approver, product=product, role=Role.QUALITY)
     version = services.policy_version_propose(
         product=product, author=author, source=DEFAULT_POLICY_YAML, reason="initial policy"

@@ -182,7 +182,7 @@ def products(world: World) -> None:
         product = cc_services.product_create(
             actor=world.admin, key=key, name=f"Product {key}", safety_class="B", safety_rationale="Advisory only."
         )
-        for username, role in (("polly", Role.RELEASE_MANAGER), ("quentin", Role.QUALITY)):
+        for username, role in (("polly", Role.QUALITY), ("quentin", Role.QUALITY)):
             roles.role_grant(actor=world.admin, user=User.objects.get(username=username), product=product, role=role)
         for username, role in (("quinn", Role.QUALITY), ("rory", Role.RELEASE_MANAGER)):
             roles.role_grant(actor=world.admin, user=world.cast[username], product=product, role=role)

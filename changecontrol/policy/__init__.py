@@ -12,6 +12,7 @@ from changecontrol.policy.cel import MAX_CEL_LENGTH, CelError, evaluate_cel
 from changecontrol.policy.checker import MAX_HOURS, MAX_NESTING, MAX_POLICY_BYTES
 from changecontrol.policy.document import (
     DEFAULT_GAP_SEVERITIES,
+    DEFAULT_POLICY_PROPOSER_ROLES,
     EVIDENCE_TYPES,
     GAP_SEVERITIES,
     GATE_KINDS,
@@ -25,12 +26,14 @@ from changecontrol.policy.document import (
     ChangeApprovalRule,
     EnvironmentRule,
     GateRule,
+    PolicyChangesRule,
     PolicyDocument,
     PolicyError,
     PolicyInvalid,
     RiskAnswersInvalid,
     RiskModel,
     RiskResult,
+    TestsRule,
     TierRule,
     TraceabilityRule,
     UnknownPolicyName,
@@ -40,6 +43,7 @@ from changecontrol.policy.reader import parse_policy
 DEFAULT_POLICY_YAML = (Path(__file__).parent / "demo_policy.yaml").read_text(encoding="utf-8")
 
 __all__ = [
+    "DEFAULT_POLICY_PROPOSER_ROLES",
     "DEFAULT_GAP_SEVERITIES",
     "DEFAULT_POLICY_YAML",
     "EVIDENCE_TYPES",
@@ -66,6 +70,8 @@ __all__ = [
     "RiskAnswersInvalid",
     "RiskModel",
     "RiskResult",
+    "PolicyChangesRule",
+    "TestsRule",
     "TierRule",
     "TraceabilityRule",
     "UnknownPolicyName",

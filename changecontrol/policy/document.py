@@ -218,6 +218,30 @@ class BreakGlassRule:
 
 
 @dataclass(frozen=True)
+class TestsRule:
+    """Whether a reviewer may accept a failing test for a release (a signed record of its own), and on what terms.
+
+    `accept_failure_tiers`: the tiers (of a release: its riskiest change request) whose failures may be accepted;
+    none by default. `accept_failure_roles`: who signs an acceptance. `problem_report_required`: an acceptance must
+    name the problem report that tracks the failure."""
+
+    accept_failure_tiers: tuple[str, ...] = ()
+    accept_failure_roles: tuple[str, ...] = ("quality",)
+    problem_report_required: bool = False
+
+
+# Who may propose a new version of a product's policy when its policy says nothing (or it has none yet).
+DEFAULT_POLICY_PROPOSER_ROLES = ("quality", "admin")
+
+
+@dataclass(frozen=True)
+class PolicyChangesRule:
+    """Who may propose the next version of this policy (signing it stays a quality reviewer's act)."""
+
+    propose_roles: tuple[str, ...] = DEFAULT_POLICY_PROPOSER_ROLES
+
+
+@dataclass(frozen=True)
 class PolicyDocument:
     """One validated policy document; methods answer questions and never change it."""
 
@@ -229,6 +253,8 @@ class PolicyDocument:
     break_glass: BreakGlassRule
     source_text: str
     sha256: str
+    tests: TestsRule = TestsRule()
+    policy_changes: PolicyChangesRule = PolicyChangesRule()
 
     def score_risk(self, answers: Mapping[str, str]) -> RiskResult:
         """Score a risk questionnaire and find its tier; raises RiskAnswersInvalid listing every problem."""
@@ -343,6 +369,14 @@ class PolicyDocument:
                 "roles": list(self.break_glass.roles),
                 "retrospective_review_hours": self.break_glass.retrospective_review_hours,
             },
+            "tests": {
+                "accept_failures": {
+                    "tiers": list(self.tests.accept_failure_tiers),
+                    "roles": list(self.tests.accept_failure_roles),
+                    "problem_report": "required" if self.tests.problem_report_required else "optional",
+                }
+            },
+            "policy_changes": {"propose_roles": list(self.policy_changes.propose_roles)},
         }
 
 

@@ -14,16 +14,20 @@ from changecontrol.policy.checker import MAX_POLICY_BYTES, Checker, Located, ref
 from changecontrol.policy.document import (
     DEFAULT_GAP_SEVERITIES,
     BreakGlassRule,
+    PolicyChangesRule,
     PolicyDocument,
     PolicyError,
     PolicyInvalid,
+    TestsRule,
     TraceabilityRule,
 )
 from changecontrol.policy.sections import (
     read_break_glass,
     read_change_approval,
     read_environments,
+    read_policy_changes,
     read_risk,
+    read_tests,
     read_traceability,
 )
 
@@ -75,7 +79,7 @@ def _decode(raw: bytes) -> str:
 
 
 _TOP_LEVEL_REQUIRED = ("policy", "risk", "change_approval", "environments")
-_TOP_LEVEL_OPTIONAL = ("traceability", "break_glass")
+_TOP_LEVEL_OPTIONAL = ("traceability", "break_glass", "tests", "policy_changes")
 
 
 def _validate(checker: Checker, data: Any, *, source_text: str) -> PolicyDocument | None:
@@ -99,7 +103,13 @@ def _validate(checker: Checker, data: Any, *, source_text: str) -> PolicyDocumen
         if top.get("break_glass") is not None
         else BreakGlassRule(roles=("sre",), retrospective_review_hours=24)
     )
-    parts = (name, risk, change_approval, environments, traceability, break_glass)
+    tests = read_tests(checker, top["tests"], tiers=tiers) if top.get("tests") is not None else TestsRule()
+    policy_changes = (
+        read_policy_changes(checker, top["policy_changes"])
+        if top.get("policy_changes") is not None
+        else PolicyChangesRule()
+    )
+    parts = (name, risk, change_approval, environments, traceability, break_glass, tests, policy_changes)
     if any(part is None for part in parts):
         return None
     return PolicyDocument(
@@ -109,6 +119,8 @@ def _validate(checker: Checker, data: Any, *, source_text: str) -> PolicyDocumen
         environments=MappingProxyType(environments),
         traceability=traceability,
         break_glass=break_glass,
+        tests=tests,
+        policy_changes=policy_changes,
         source_text=source_text,
         sha256=hashlib.sha256(source_text.encode("utf-8")).hexdigest(),
     )

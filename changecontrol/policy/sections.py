@@ -19,7 +19,9 @@ from changecontrol.policy.document import (
     ChangeApprovalRule,
     EnvironmentRule,
     GateRule,
+    PolicyChangesRule,
     RiskModel,
+    TestsRule,
     TierRule,
     TraceabilityRule,
     kind_of,
@@ -326,3 +328,48 @@ def read_break_glass(checker: Checker, raw: Any) -> BreakGlassRule | None:
     if roles is None or hours is None:
         return None
     return BreakGlassRule(roles=roles, retrospective_review_hours=hours)
+
+
+PROBLEM_REPORT_RULES = ("optional", "required")
+
+
+def read_tests(checker: Checker, raw: Any, *, tiers: tuple[str, ...] | None) -> TestsRule | None:
+    """`tests: {accept_failures: {tiers, roles, problem_report}}`: who may accept a failing test, for which tiers."""
+    body = checker.mapping("tests", raw, optional=("accept_failures",))
+    if body is None:
+        return None
+    if body.get("accept_failures") is None:
+        return TestsRule()
+    path = "tests.accept_failures"
+    accept = checker.mapping(path, body["accept_failures"], required=("tiers",), optional=("roles", "problem_report"))
+    if accept is None or "tiers" not in accept:
+        return None
+    chosen = (
+        checker.choices(f"{path}.tiers", accept["tiers"], allowed=tiers, what="tier", non_empty=False)
+        if tiers is not None
+        else None
+    )
+    roles = checker.roles(f"{path}.roles", accept["roles"]) if "roles" in accept else ("quality",)
+    report = accept.get("problem_report", "optional")
+    if report not in PROBLEM_REPORT_RULES:
+        checker.error(f"{path}.problem_report", f"{kind_of(report)} is not one of {', '.join(PROBLEM_REPORT_RULES)}")
+        return None
+    if chosen is None or roles is None:
+        return None
+    return TestsRule(
+        accept_failure_tiers=chosen, accept_failure_roles=roles, problem_report_required=report == "required"
+    )
+
+
+def read_policy_changes(checker: Checker, raw: Any) -> PolicyChangesRule | None:
+    """`policy_changes: {propose_roles: [...]}`: who may propose this policy's next version."""
+    body = checker.mapping("policy_changes", raw, required=("propose_roles",))
+    if body is None or "propose_roles" not in body:
+        return None
+    roles = checker.roles("policy_changes.propose_roles", body["propose_roles"])
+    if roles is None:
+        return None
+    if "auditor" in roles:
+        checker.error("policy_changes.propose_roles", "auditors read and change nothing: an auditor cannot propose")
+        return None
+    return PolicyChangesRule(propose_roles=roles)

@@ -30,6 +30,15 @@ def test_outsider_token_gets_404_on_every_endpoint(api, other_product_token, pro
         == 404
     )
     assert client.get(f"/api/v1/promotions/{prm}").status_code == 404
+    assert client.get("/api/v1/releases/rsd/7.2.4/test-failures").status_code == 404
+    assert (
+        client.post(
+            "/api/v1/releases/rsd/7.2.4/accepted-failures",
+            {"name": "t", "justification": "j", "username": "x", "password": "y", "content_sha256": "0" * 64},
+            format="json",
+        ).status_code
+        == 404
+    )
     assert (
         client.post(
             f"/api/v1/promotions/{prm}/signatures",

@@ -128,3 +128,19 @@ def test_the_release_page_offers_no_edit_once_frozen_or_to_a_reviewer(client, ca
     response = client.post("/products/rsd/releases/7.2.4/edit", {"artifacts": second_artifact.digest}, follow=True)
     assert "frozen" in response.content.decode()
     assert [a.digest for a in release.artifacts.all()] != [second_artifact.digest]
+
+
+def test_a_refused_edit_on_the_page_keeps_what_was_typed(client, cast, release, artifact, second_artifact):
+    client.force_login(cast["rory"])
+    typed_artifacts = f"{artifact.digest}\n{second_artifact.digest}\nsha256:{'0' * 64}\n"
+    typed_crs = "CR-9999 CR-1"
+    response = client.post(
+        "/products/rsd/releases/7.2.4/edit", {"artifacts": typed_artifacts, "change_requests": typed_crs}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Nothing was changed" in page and f"sha256:{'0' * 64}" in page  # the refusal names the unknown digest
+    # The edit card holds what was typed, not what the release holds.
+    assert f">{typed_artifacts}</textarea>" in page
+    assert f'value="{typed_crs}"' in page
+    assert [a.digest for a in release.artifacts.all()] == [artifact.digest]

@@ -280,6 +280,32 @@ def test_a_path_no_api_route_matches_is_a_json_404_and_a_page_keeps_the_html_404
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
 
 
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing", "/api/", "/api/v2/status", "/api/v1/promotions/PRM-1/nope"])
+def test_an_unknown_api_path_is_the_json_404_in_every_mode(api, ci_token, auditor, settings, debug, path):
+    settings.DEBUG = debug
+    for client in (api(token=ci_token), api(auditor), api()):
+        response = client.get(path)
+        assert response.status_code == 404, (path, debug)
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json()["error"] == "not_found" and "/api/v1/docs/" in response.json()["detail"]
+        assert client.post(path, {}, format="json").status_code == 404
+
+
+def test_a_post_to_an_unknown_api_path_is_404_even_where_csrf_is_enforced(ci_token):
+    from rest_framework.test import APIClient
+
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ci_token}")
+    response = client.post("/api/v1/no-such-thing", {"a": 1}, format="json")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_an_api_path_missing_only_its_slash_still_redirects_to_it(api, ci_token):
+    response = api(token=ci_token).get("/api/v1/schema")
+    assert response.status_code == 301 and response["Location"].endswith("/api/v1/schema/")
+
+
 def test_a_server_error_under_the_api_is_json_and_a_page_keeps_the_html_500(rf):
     from common.api_errors import server_error
 

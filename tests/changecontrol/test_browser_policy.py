@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from changecontrol import services
+from changecontrol.models import User
 from changecontrol.policy import DEFAULT_POLICY_YAML
 from tests.conftest import PASSWORD
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_quality_reviewer_signs_a_proposed_policy_and_it_becomes_active(signed_in_page, cast, product):
     services.policy_version_propose(
         product=product,
-        author=cast["rory"],
+        author=User.objects.get(username="polly"),
         source=DEFAULT_POLICY_YAML.replace("valid_for_hours: 72 ", "valid_for_hours: 48 "),
         reason="Shorter approval window after the Q3 audit",
     )

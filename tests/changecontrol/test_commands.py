@@ -72,7 +72,20 @@ def test_create_token_refuses_unknown_scopes_and_products(product):
         run("create_token", "--product", "rsd", "--name", "ci", "--scopes", "everything:write")
     with pytest.raises(CommandError, match="no product with key nope"):
         run("create_token", "--product", "nope", "--name", "ci", "--scopes", "status:read")
+    with pytest.raises(CommandError, match="at least one scope"):
+        run("create_token", "--product", "rsd", "--name", "ci", "--scopes", " , ")
     assert not ApiToken.objects.exists()
+
+
+def test_a_refused_token_request_creates_no_service_account_and_audits_nothing(product):
+    accounts, events = User.objects.count(), AuditEvent.objects.count()
+    for scopes in ("everything:write", "status:read,releases:delete"):
+        with pytest.raises(CommandError, match="unknown scopes"):
+            run("create_token", "--product", "rsd", "--name", "fresh", "--scopes", scopes)
+    with pytest.raises(CommandError, match="no product with key nope"):
+        run("create_token", "--product", "rsd,nope", "--name", "fresh", "--scopes", "status:read")
+    assert not User.objects.filter(username__startswith="fresh").exists()
+    assert (User.objects.count(), AuditEvent.objects.count()) == (accounts, events)
 
 
 def test_revoked_token_stops_working(product, ci_token):
@@ -123,12 +136,12 @@ def test_load_policy_proposes_a_version_that_awaits_a_quality_signature(product,
         "--reason",
         "Shorter approval window",
         "--author",
-        "rory",
+        "polly",
     )
     version = PolicyVersion.objects.get(product=product, version=2)
-    assert version.state == PolicyVersion.State.PROPOSED and version.author.username == "rory"
+    assert version.state == PolicyVersion.State.PROPOSED and version.author.username == "polly"
     assert "Proposed rsd policy v2" in out and "quality reviewer" in out
-    again, _ = run("load_policy", "--product", "rsd", "--file", str(path), "--reason", "again", "--author", "rory")
+    again, _ = run("load_policy", "--product", "rsd", "--file", str(path), "--reason", "again", "--author", "polly")
     assert "nothing new stored" in again
     assert PolicyVersion.objects.filter(product=product).count() == 2
 
@@ -158,7 +171,7 @@ def test_load_policy_prints_every_error_with_its_line_and_stores_nothing(product
             "--reason",
             "r",
             "--author",
-            "rory",
+            "polly",
             stdout=StringIO(),
             stderr=err,
         )
@@ -259,7 +272,7 @@ def test_seed_demo_builds_products_policies_cast_and_change_requests_through_ser
     )
     for product in (rsd, lab):
         active = product.policy_versions.get(state="active")
-        assert active.author.username == "ravi" and active.document.name == product.key
+        assert active.author.username == "admin" and active.document.name == product.key
     states = set(ChangeRequest.objects.values_list("state", flat=True))
     assert states >= {"draft", "submitted", "approved", "implemented", "rejected", "withdrawn"}
     assert ChangeRequest.objects.filter(approved_automatically=True, tier="low").exists()

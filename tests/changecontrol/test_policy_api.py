@@ -6,11 +6,12 @@ import hashlib
 
 import pytest
 
-from changecontrol import services
+from changecontrol import roles, services
 from changecontrol.api_auth import token_create
-from changecontrol.models import AuditEvent, PolicyVersion, Signature
+from changecontrol.models import AuditEvent, PolicyVersion, Role, Signature, User
 from changecontrol.policy import DEFAULT_POLICY_YAML
-from tests.conftest import PASSWORD
+from tests.builders import activate_policy
+from tests.conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +39,11 @@ environments:
 
 def signatures_url(version: int) -> str:
     return f"{VERSIONS}/{version}/signatures"
+
+
+def proposer() -> User:
+    """The product's policy author: a quality reviewer, who may propose by default (policy_changes.propose_roles)."""
+    return User.objects.get(username="polly")
 
 
 def propose(api, user, source=POLICY_V2, reason="Shorter approval window after the Q3 audit"):
@@ -72,12 +78,12 @@ def test_listing_shows_every_version_with_its_signer(api, cast, product):
     assert version["signature"]["meaning"] == "approved"
 
 
-def test_a_release_manager_proposes_a_version_that_is_not_yet_in_force(api, cast, product):
-    response = propose(api, cast["rory"])
+def test_a_quality_reviewer_proposes_a_version_that_is_not_yet_in_force(api, cast, product):
+    response = propose(api, proposer())
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["version"] == 2 and body["state"] == "proposed"
-    assert body["author"] == "rory" and body["signed_by"] is None and body["activated_at"] is None
+    assert body["author"] == "polly" and body["signed_by"] is None and body["activated_at"] is None
     assert body["sha256"] == hashlib.sha256(POLICY_V2.encode()).hexdigest()
     assert services.active_policy(product).version == 1
     assert AuditEvent.objects.filter(action="policy.proposed", object_human_id="rsd policy v2").exists()
@@ -86,14 +92,14 @@ def test_a_release_manager_proposes_a_version_that_is_not_yet_in_force(api, cast
 
 
 def test_proposing_the_same_document_again_stores_nothing_new(api, cast, product):
-    assert propose(api, cast["rory"]).status_code == 201
-    again = propose(api, cast["rory"])
+    assert propose(api, proposer()).status_code == 201
+    again = propose(api, proposer())
     assert again.status_code == 200 and again.json()["version"] == 2
     assert product.policy_versions.count() == 2
 
 
 def test_an_invalid_policy_is_400_with_every_problem_by_line(api, cast, product):
-    response = propose(api, cast["rory"], source=BROKEN_POLICY)
+    response = propose(api, proposer(), source=BROKEN_POLICY)
     assert response.status_code == 400
     body = response.json()
     assert body["error"] == "invalid_input" and "not valid" in body["detail"]
@@ -106,13 +112,13 @@ def test_an_invalid_policy_is_400_with_every_problem_by_line(api, cast, product)
 
 
 def test_a_proposal_needs_a_reason_and_a_source(api, cast, product):
-    assert propose(api, cast["rory"], reason=" ").status_code == 400
-    response = api(cast["rory"]).post(VERSIONS, {"reason": "no document"}, format="json")
+    assert propose(api, proposer(), reason=" ").status_code == 400
+    response = api(proposer()).post(VERSIONS, {"reason": "no document"}, format="json")
     assert response.status_code == 400 and "source" in response.json()["fields"]
 
 
 def test_a_policy_naming_another_product_is_refused(api, cast, product):
-    response = propose(api, cast["rory"], source=POLICY_V2.replace("\npolicy: rsd\n", "\npolicy: lab\n", 1))
+    response = propose(api, proposer(), source=POLICY_V2.replace("\npolicy: rsd\n", "\npolicy: lab\n", 1))
     assert response.status_code == 400
     assert "names product 'lab'" in response.json()["detail"]
 
@@ -124,8 +130,42 @@ def test_an_auditor_cannot_propose(api, cast, product):
     assert product.policy_versions.count() == 1
 
 
+@pytest.mark.parametrize("who", ["rory", "alice", "sasha", "sam", "paula"])
+def test_by_default_only_quality_reviewers_and_administrators_may_propose(api, cast, product, who):
+    response = propose(api, cast[who])
+    assert response.status_code == 403, response.json()
+    detail = response.json()["detail"]
+    assert "proposing a policy needs a quality reviewer or administrator of it" in detail
+    assert "policy_changes.propose_roles" in detail
+    assert product.policy_versions.count() == 1
+
+
+def test_an_administrator_may_propose(api, product, admin_user):
+    administrator = make_user("adele", "Adele Admin")
+    roles.role_grant(actor=admin_user, user=administrator, product=product, role=Role.ADMIN)
+    assert propose(api, administrator).status_code == 201
+
+
+def test_the_policy_in_force_says_who_may_propose_its_next_version(api, cast, product):
+    widened = DEFAULT_POLICY_YAML + "\npolicy_changes: {propose_roles: [release_manager, quality]}\n"
+    activate_policy(product, widened, reason="release managers draft policy changes too")
+    assert services.policy_proposer_roles(product) == ("release_manager", "quality")
+    assert propose(api, cast["rory"]).status_code == 201
+    narrowed = DEFAULT_POLICY_YAML + "\npolicy_changes: {propose_roles: [admin]}\n"
+    activate_policy(product, narrowed, reason="only administrators propose")
+    refused = propose(api, proposer(), source=POLICY_V2 + "\n# again\n")
+    assert refused.status_code == 403 and "needs an administrator of it" in refused.json()["detail"]
+
+
+def test_the_validator_refuses_an_auditor_among_the_proposers():
+    from changecontrol.policy import PolicyInvalid, parse_policy
+
+    with pytest.raises(PolicyInvalid, match="an auditor cannot propose"):
+        parse_policy(DEFAULT_POLICY_YAML + "\npolicy_changes: {propose_roles: [auditor]}\n")
+
+
 def test_a_quality_reviewer_signs_and_the_version_becomes_active(api, cast, product):
-    propose(api, cast["rory"])
+    propose(api, proposer())
     response = sign(api, cast["quinn"])
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -153,7 +193,7 @@ def test_the_author_cannot_activate_their_own_version(api, cast, product):
 
 
 def test_only_a_quality_reviewer_can_sign(api, cast, product):
-    propose(api, cast["rory"])
+    propose(api, proposer())
     response = sign(api, cast["sasha"])
     assert response.status_code == 403
     assert "only a quality reviewer of rsd" in response.json()["detail"]
@@ -161,7 +201,7 @@ def test_only_a_quality_reviewer_can_sign(api, cast, product):
 
 
 def test_a_wrong_password_signs_nothing_and_is_audited(api, cast, product):
-    propose(api, cast["rory"])
+    propose(api, proposer())
     response = sign(api, cast["quinn"], password="not my password")
     assert response.status_code == 403 and response.json()["error"] == "reauthentication_failed"
     assert services.active_policy(product).version == 1
@@ -169,7 +209,7 @@ def test_a_wrong_password_signs_nothing_and_is_audited(api, cast, product):
 
 
 def test_signing_with_someone_elses_username_is_refused(api, cast, product):
-    propose(api, cast["rory"])
+    propose(api, proposer())
     response = sign(api, cast["quinn"], username="quentin")
     assert response.status_code == 403 and response.json()["error"] == "reauthentication_failed"
 
@@ -181,9 +221,9 @@ def test_a_version_no_longer_proposed_is_409(api, cast, product):
 
 
 def test_a_version_proposed_before_the_active_one_cannot_bring_its_older_rules_back(api, cast, product):
-    assert propose(api, cast["rory"]).status_code == 201
+    assert propose(api, proposer()).status_code == 201
     later = DEFAULT_POLICY_YAML.replace("valid_for_hours: 72 ", "valid_for_hours: 24 ")
-    assert propose(api, cast["rory"], source=later).status_code == 201
+    assert propose(api, proposer(), source=later).status_code == 201
     assert sign(api, cast["quinn"], version=3).status_code == 201
     response = sign(api, cast["quinn"], version=2)
     assert response.status_code == 409, response.json()
@@ -201,15 +241,15 @@ def test_a_service_account_may_neither_propose_nor_sign(api, cast, product, ci_t
     assert ci.get(VERSIONS).status_code == 200
     proposed = ci.post(VERSIONS, {"source": POLICY_V2, "reason": "from CI"}, format="json")
     assert proposed.status_code == 403 and "needs a person" in proposed.json()["detail"]
-    propose(api, cast["rory"])
+    propose(api, proposer())
     signed = ci.post(signatures_url(2), {"username": "ci-rsd", "password": "x"}, format="json")
     assert signed.status_code == 403 and "needs a person" in signed.json()["detail"]
 
 
 def test_a_personal_token_needs_the_changes_write_scope(api, cast, product, admin_user):
-    scoped = personal_token(product, cast["rory"], admin_user)
+    scoped = personal_token(product, proposer(), admin_user)
     response = api(token=scoped).post(VERSIONS, {"source": POLICY_V2, "reason": "from my laptop"}, format="json")
-    assert response.status_code == 201 and response.json()["author"] == "rory"
+    assert response.status_code == 201 and response.json()["author"] == "polly"
     unscoped = personal_token(product, cast["quinn"], admin_user, scopes=("status:read",))
     response = api(token=unscoped).post(signatures_url(2), {"username": "quinn", "password": PASSWORD}, format="json")
     assert response.status_code == 403 and response.json()["required_scope"] == "changes:write"
@@ -227,7 +267,7 @@ def test_a_personal_token_needs_the_changes_write_scope(api, cast, product, admi
 
 
 def test_outsiders_and_other_products_tokens_get_404(api, cast, product, other_product_token):
-    propose(api, cast["rory"])
+    propose(api, proposer())
     for client in (api(cast["olga"]), api(token=other_product_token)):
         assert client.get(VERSIONS).status_code == 404
         assert client.post(VERSIONS, {"source": POLICY_V2, "reason": "x"}, format="json").status_code == 404

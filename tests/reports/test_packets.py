@@ -164,7 +164,8 @@ def test_packet_says_no_justification_when_no_promotion_accepted_the_failures(re
     context = packet_context(release)
     assert context["tests"]["failed"] == 1 and context["tests"]["acceptances"] == []
     text = pdf_text(render_packet_pdf(release, generated_by=auditor))
-    assert "Accepted failures and their justification" in text
+    assert "Accepted failures (signed records)" in text
+    assert "No failing test has been accepted for this release as a signed record." in text
     assert f"they are not accepted, and {NO_JUSTIFICATION}" in text
 
 
@@ -196,7 +197,7 @@ def test_packet_prints_the_approvers_comment_as_the_justification_of_an_accepted
     assert "known fixture defect, tracked in CR-9" in text
     assert (
         NO_JUSTIFICATION
-        not in text.split("Accepted failures and their justification", 1)[1].split("Known anomalies")[0]
+        not in text.split("Promotions that passed while failures stood", 1)[1].split("Known anomalies")[0]
     )
 
 

@@ -127,26 +127,29 @@ def test_the_record_is_printed_even_when_todays_policy_cannot_evaluate(shipped, 
     assert "The recorded decision stands." in today
 
 
-def test_an_approval_stays_the_record_when_a_later_policy_stores_a_new_decision_before_deployment(
+def test_a_promotion_reopened_by_a_later_policy_before_deployment_is_recorded_by_its_latest_decision(
     product, cast, ci_account, decided_policy, django_capture_on_commit_callbacks
 ):
     release, _ = low_risk_release(product, cast, ci_account)
     promotion = approved_for_production(release, cast)
-    # The activation re-judges open promotions (on commit): the approved one gets a new, blocked decision stored.
+    # The activation re-judges open promotions (on commit): the approved one no longer passes, so it is reopened
+    # (its approval no longer stands) and a new, blocked decision is stored.
     with django_capture_on_commit_callbacks(execute=True):
         stricter = activate_policy(product, STRICTER_POLICY, reason="coverage now required before production")
     latest = Decision.objects.filter(promotion=promotion).latest("pk")
     assert latest.decision == "blocked" and latest.policy_version == stricter
+    promotion.refresh_from_db()
+    assert promotion.state == "reopened"
 
     record = production_record(packet_context(release))
-    assert record["recorded"]["decision"] == "allowed"
-    assert record["recorded"]["policy"]["version"] == decided_policy.version
-    assert record["basis"].startswith("recorded when it was approved")
+    assert record["recorded"]["decision"] == "blocked"
+    assert record["recorded"]["policy"]["version"] == stricter.version
+    assert record["basis"].startswith("the latest recorded: it was approved, then reopened")
     # The history lists every recorded decision compactly: pending on request, allowed on approval, then blocked.
     assert [(e["decision"], e["policy"]["version"], e["counted"]) for e in record["history"]] == [
         ("pending", decided_policy.version, False),
-        ("allowed", decided_policy.version, True),
-        ("blocked", stricter.version, False),
+        ("allowed", decided_policy.version, False),
+        ("blocked", stricter.version, True),
     ]
 
 

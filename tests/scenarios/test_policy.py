@@ -181,7 +181,7 @@ def write_policy(tmp_path, text: str, name: str = "rsd-policy.yaml"):
     return path
 
 
-def load_policy(path, *, author="rory", reason="Tighten production gates after the Q3 audit"):
+def load_policy(path, *, author="polly", reason="Tighten production gates after the Q3 audit"):
     """Run `manage.py load_policy`; returns (exit code, stdout, stderr)."""
     import io
 
@@ -245,7 +245,7 @@ def test_load_policy_proposes_a_version_that_takes_effect_only_when_a_quality_re
     assert proposed.state == PolicyVersion.State.PROPOSED
     assert proposed.sha256 == hashlib.sha256(POLICY_V2.encode()).hexdigest()
     assert proposed.sha256 in out
-    assert proposed.author.username == "rory"
+    assert proposed.author.username == "polly"  # a quality reviewer: who may propose by default
     assert proposed.reason == "Tighten production gates after the Q3 audit"
 
     # Proposed is not active: decisions still use v1.

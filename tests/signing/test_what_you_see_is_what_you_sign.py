@@ -20,7 +20,7 @@ from django.test import Client
 from approvals import services as approval_services
 from changecontrol import services as cc_services
 from changecontrol.api_auth import token_create
-from changecontrol.models import AuditEvent, Signature
+from changecontrol.models import AuditEvent, Signature, User
 from common.errors import ContentChanged
 from runtime import deployments
 from tests.builders import POLICY_WITHOUT_TRACE_BLOCK, add_scan, promotion_sha256
@@ -60,7 +60,7 @@ class SigningPath:
 def _proposed_policy(world):
     return cc_services.policy_version_propose(
         product=world["product"],
-        author=world["cast"]["rory"],
+        author=User.objects.get(username="polly"),
         source=POLICY_WITHOUT_TRACE_BLOCK.replace("valid_for_hours: 72 ", "valid_for_hours: 48 "),
         reason="Shorter approval window after the Q3 audit",
     )
@@ -96,7 +96,7 @@ def _another_version_is_proposed(policy_version, world):
     world["shown_instead"] = policy_version_sha256(
         cc_services.policy_version_propose(
             product=world["product"],
-            author=world["cast"]["rory"],
+            author=User.objects.get(username="polly"),
             source=POLICY_WITHOUT_TRACE_BLOCK.replace("valid_for_hours: 72 ", "valid_for_hours: 24 "),
             reason="An even shorter window",
         )

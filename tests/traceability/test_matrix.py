@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from changecontrol import services
+from changecontrol.models import User
 from evidence.models import Evidence
 from tests.conftest import open_change_request
 from tests.traceability.factories import artifact, item, link, results
@@ -132,7 +133,9 @@ def test_gap_severities_come_from_the_policy(product, author, chain, quality_rev
     source = DEFAULT_POLICY_YAML.replace("    missing_test: error", "    missing_test: warning", 1)
     source = source.replace("    failed: error", "    failed: ignored", 1)
     assert source != DEFAULT_POLICY_YAML
-    version = services.policy_version_propose(product=product, author=author, source=source, reason="soften trace gaps")
+    version = services.policy_version_propose(
+        product=product, author=User.objects.get(username="polly"), source=source, reason="soften trace gaps"
+    )
     from tests.conftest import PASSWORD, policy_version_sha256
 
     services.policy_version_sign(

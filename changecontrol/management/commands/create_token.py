@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from changecontrol.api_auth import token_create
+from changecontrol.api_auth import token_create, token_request_check
 from changecontrol.management.commands._shared import account_ensure, products_named
 from changecontrol.models import ApiToken
 from common.errors import ValidationFailed
@@ -25,25 +26,29 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # 1. Validate everything first: an unknown product or scope creates no account and no token.
         products = products_named(options["product"])
         scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]
+        try:
+            token_request_check(scopes=scopes, products=products)
+        except ValidationFailed as refused:
+            raise CommandError(refused.detail) from None
         username = options["user"] or f"{options['name']}-{products[0].key}"
-        user, created = account_ensure(
-            actor=None,
-            username=username,
-            full_name=f"{options['name'].upper()} ({', '.join(p.key for p in products)})",
-            is_service_account=True,
-        )
+        # 2. The account and its token are written together, or neither is.
+        with transaction.atomic():
+            user, created = account_ensure(
+                actor=None,
+                username=username,
+                full_name=f"{options['name'].upper()} ({', '.join(p.key for p in products)})",
+                is_service_account=True,
+            )
+            token, secret = token_create(actor=None, name=options["name"], user=user, products=products, scopes=scopes)
         if created:
             self.stderr.write(f"Created service account {username}.")
         elif not user.is_service_account:
             self.stderr.write(
                 f"{username} is a person: this is a personal token, limited to the products they hold roles on."
             )
-        try:
-            token, secret = token_create(actor=None, name=options["name"], user=user, products=products, scopes=scopes)
-        except ValidationFailed as refused:
-            raise CommandError(refused.detail) from None
         self.stderr.write(
             f"Token {token.name} ({token.prefix}…) for {username} on {', '.join(p.key for p in products)} "
             f"with scopes {', '.join(token.scopes)}. Store it now: it cannot be shown again."
