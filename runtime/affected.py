@@ -23,7 +23,15 @@ from common.errors import ValidationFailed
 from evidence.models import SbomComponent, Vulnerability
 from runtime.versions import RANGE_SYNTAX, VersionRange, parse_range
 
-__all__ = ["RANGE_SYNTAX", "affected_query", "affected_search", "csv_row", "running_environments"]
+__all__ = [
+    "RANGE_SYNTAX",
+    "affected_query",
+    "affected_search",
+    "component_version",
+    "csv_row",
+    "package_filter",
+    "running_environments",
+]
 
 CSV_COLUMNS = [
     "product",
@@ -99,26 +107,29 @@ def affected_query(params) -> AffectedQuery:
     return AffectedQuery(purl=purl, purl_base=base, versions=versions)
 
 
+def package_filter(base: str) -> Q:
+    """Components whose purl names this package (pkg:type/namespace/name), at any version, qualifiers or subpath.
+
+    Served by the purl pattern index (evidence 0009): the base, then @version, ?qualifiers or #subpath.
+    """
+    return (
+        Q(purl=base) | Q(purl__startswith=f"{base}@") | Q(purl__startswith=f"{base}?") | Q(purl__startswith=f"{base}#")
+    )
+
+
 def _components(query: AffectedQuery, products: set[int]) -> list[dict]:
     components = SbomComponent.objects.counting().filter(artifact__product_id__in=products)
     if query.purl:
-        # Served by the purl pattern index (evidence 0009): the base, then @version, ?qualifiers or #subpath.
-        base = query.purl_base
-        components = components.filter(
-            Q(purl=base)
-            | Q(purl__startswith=f"{base}@")
-            | Q(purl__startswith=f"{base}?")
-            | Q(purl__startswith=f"{base}#")
-        )
+        components = components.filter(package_filter(query.purl_base))
     else:
         components = components.filter(name__iexact=query.name)  # served by the upper(name) index
     rows = components.values("id", "artifact_id", "name", "version", "purl")
     if query.versions is None:
         return list(rows)
-    return [row for row in rows if query.versions.contains(_version_of(row))]
+    return [row for row in rows if query.versions.contains(component_version(row))]
 
 
-def _version_of(row: dict) -> str:
+def component_version(row: dict) -> str:
     """The component's version; from its purl when the SBOM left the version field empty."""
     if row["version"] or not row["purl"]:
         return row["version"]
@@ -216,7 +227,7 @@ def affected_search(query: AffectedQuery, *, user: User, token: ApiToken | None 
             {
                 "artifact_id": c["artifact_id"],
                 "component": c["name"],
-                "version": _version_of(c),
+                "version": component_version(c),
                 "purl": c["purl"],
                 "vulnerability": "",
                 "suppressed_by_vex": False,

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from runtime import osv
 from runtime.deployments import break_glass_reviews_alert_overdue
 
 
@@ -10,3 +11,9 @@ from runtime.deployments import break_glass_reviews_alert_overdue
 def alert_overdue_reviews() -> list[str]:
     """Alert every break-glass review past its window (Celery beat, daily; deduplicated per review per day)."""
     return break_glass_reviews_alert_overdue()
+
+
+@shared_task(acks_late=True)
+def advisory_findings_close_by_vex() -> int:
+    """Close advisory findings a signed VEX statement now covers (Celery beat; VEX arrives as evidence, below us)."""
+    return osv.advisory_findings_close_by_vex()
