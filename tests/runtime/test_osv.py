@@ -184,3 +184,24 @@ def test_last_affected_and_versions_lists():
     assert version_affected("0.9", {"versions": ["0.9"], "ranges": []})
     git_only = {"ranges": [{"type": "GIT", "events": [{"introduced": "0"}]}]}
     assert not version_affected("1.0.0", git_only)
+
+
+def test_the_dashboard_shows_open_findings_until_vex_closes_them(client, running, cast):
+    osv_import(records=records_from(str(DATA / f"{LOG4SHELL}.json")))
+    client.force_login(cast["sam"])  # an SRE on the product
+    page = client.get("/")
+    panel = page.context["dashboard"].panel("vulnerability_findings")
+    assert panel.count == 1 and panel.rows[0]["finding"].advisory.osv_id == LOG4SHELL
+    html = page.content.decode()
+    assert 'id="panel-vulnerability_findings"' in html and "/affected/?vulnerability=GHSA-jfh8-c2jp-5v3q" in html
+    vex = add_evidence(running, "openvex", verdict="signed", name="vex")
+    VexStatement.objects.create(evidence=vex, artifact=running, vuln_id=LOG4SHELL, status="fixed")
+    osv_import(records=[])
+    assert client.get("/").context["dashboard"].panel("vulnerability_findings").count == 0
+
+
+def test_an_outsider_sees_no_finding_on_the_dashboard(client, running, outsider):
+    osv_import(records=records_from(str(DATA)))
+    client.force_login(outsider)
+    dashboard = client.get("/").context["dashboard"]
+    assert all(panel.key != "vulnerability_findings" or panel.count == 0 for panel in dashboard.panels)
