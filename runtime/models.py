@@ -7,6 +7,7 @@ events and signatures carry (`RECORD_TYPE`), so nothing recorded before the move
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -257,9 +258,12 @@ class Advisory(models.Model):
     document = models.JSONField(help_text="The OSV record as imported.")
     sha256 = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the record.")
     imported_at = models.DateTimeField(default=timezone.now)
+    packages = models.JSONField(default=list, blank=True, help_text="The purls (no version) the advisory affects.")
 
     class Meta:
         ordering = ["osv_id"]
+        # serves matching a newly running artifact's components against every stored advisory
+        indexes = [GinIndex(fields=["packages"], name="runtime_advisory_packages_gin")]
 
     def __str__(self) -> str:
         return self.osv_id

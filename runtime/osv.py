@@ -15,6 +15,8 @@ ECOSYSTEM range — at or after an `introduced` event and before the next `fixed
 
 from __future__ import annotations
 
+import functools
+import operator
 import tarfile
 import zipfile
 from collections import defaultdict
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from packageurl import PackageURL
 
@@ -209,6 +212,9 @@ def _advisory_upsert(record: dict, result: ImportResult, *, actor: User | None) 
         "document": record,
         "sha256": sha256,
         "imported_at": timezone.now(),
+        "packages": sorted(
+            {base for a in record.get("affected", []) if (base := package_base(a.get("package") or {}))}
+        ),
     }
     advisory = Advisory.objects.select_for_update().filter(osv_id=record["id"]).first()
     if advisory is None:
@@ -242,7 +248,7 @@ def _moment(value):
         return None
 
 
-def _matches(advisory: Advisory) -> dict[int, list[dict]]:
+def _matches(advisory: Advisory, artifact_ids: set[int] | None = None) -> dict[int, list[dict]]:
     """artifact id → the components of its counting SBOMs the advisory affects (any artifact, running or not)."""
     by_base: dict[str, list[dict]] = defaultdict(list)
     for affected in advisory.document.get("affected", []):
@@ -252,6 +258,8 @@ def _matches(advisory: Advisory) -> dict[int, list[dict]]:
     hits: dict[int, list[dict]] = defaultdict(list)
     for base, entries in by_base.items():
         components = SbomComponent.objects.counting().filter(package_filter(base))
+        if artifact_ids is not None:
+            components = components.filter(artifact_id__in=artifact_ids)
         for component in components.values("artifact_id", "name", "version", "purl"):
             version = component_version(component)
             if any(version_affected(version, entry) for entry in entries):
@@ -261,8 +269,8 @@ def _matches(advisory: Advisory) -> dict[int, list[dict]]:
     return hits
 
 
-def _findings_open(advisory: Advisory, result: ImportResult) -> None:
-    hits = _matches(advisory)
+def _findings_open(advisory: Advisory, result: ImportResult, artifact_ids: set[int] | None = None) -> None:
+    hits = _matches(advisory, artifact_ids)
     running = running_environments(set(hits))
     releases_of = defaultdict(list)
     for artifact_id, release_id, product_id in (
@@ -347,6 +355,37 @@ def osv_import(*, records: list[tuple[str, bytes]], actor: User | None = None) -
         _alert(result.findings_opened)
     result.findings_closed = advisory_findings_close_by_vex()
     return result
+
+
+@transaction.atomic
+def advisories_match_artifacts(*, artifact_ids: list[int]) -> list[AdvisoryFinding]:
+    """Match every stored advisory against artifacts that started running (a deployment or a snapshot named them).
+
+    Monitoring is continuous both ways: an import matches new advisories against what runs, and this matches what
+    newly runs against the advisories already imported (by the purls they name, a GIN lookup).
+    """
+    ids = set(artifact_ids)
+    bases = set()
+    for purl in (
+        SbomComponent.objects.counting().filter(artifact_id__in=ids).exclude(purl="").values_list("purl", flat=True)
+    ):
+        try:
+            parsed = PackageURL.from_string(purl)
+        except ValueError:
+            continue
+        bases.add(PackageURL(type=parsed.type, namespace=parsed.namespace, name=parsed.name).to_string())
+    if not bases:
+        return []
+    result = ImportResult()
+    for base_chunk in (sorted(bases)[n : n + 500] for n in range(0, len(bases), 500)):
+        candidates = Advisory.objects.filter(withdrawn__isnull=True).filter(
+            functools.reduce(operator.or_, (Q(packages__contains=[base]) for base in base_chunk))
+        )
+        for advisory in candidates.order_by("osv_id"):
+            _findings_open(advisory, result, ids)
+    if result.findings_opened:
+        _alert(result.findings_opened)
+    return result.findings_opened
 
 
 def advisory_findings_close_by_vex() -> int:

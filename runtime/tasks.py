@@ -17,3 +17,10 @@ def alert_overdue_reviews() -> list[str]:
 def advisory_findings_close_by_vex() -> int:
     """Close advisory findings a signed VEX statement now covers (Celery beat; VEX arrives as evidence, below us)."""
     return osv.advisory_findings_close_by_vex()
+
+
+@shared_task(acks_late=True)
+def match_advisories(artifact_ids: list[int]) -> list[str]:
+    """Match stored advisories against artifacts that just started running (queued on commit of the deployment or
+    snapshot that named them); idempotent: a finding exists once per release, artifact and advisory."""
+    return [finding.human_id for finding in osv.advisories_match_artifacts(artifact_ids=artifact_ids)]

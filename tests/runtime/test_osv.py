@@ -205,3 +205,42 @@ def test_an_outsider_sees_no_finding_on_the_dashboard(client, running, outsider)
     client.force_login(outsider)
     dashboard = client.get("/").context["dashboard"]
     assert all(panel.key != "vulnerability_findings" or panel.count == 0 for panel in dashboard.panels)
+
+
+def test_a_release_deployed_after_the_import_is_matched_against_stored_advisories(
+    product, cast, ci_account, django_capture_on_commit_callbacks
+):
+    later = make_artifact(make_build(product, registered_by=ci_account), name="rsd-late")
+    _components(later, ("Jinja2", "3.1.3", "pkg:pypi/jinja2@3.1.3"))
+    release = releases.release_create(
+        product=product, actor=cast["rory"], version="8.0.0", artifact_digests=[later.digest], change_request_ids=[]
+    )
+    osv_import(records=records_from(str(DATA)))
+    assert not AdvisoryFinding.objects.exists()  # nothing of it runs yet
+    assert Advisory.objects.get(osv_id="GHSA-h75v-3vvj-5mfj").packages == ["pkg:pypi/jinja2"]
+    staging = Environment.objects.get(product=product, key="staging")
+    with django_capture_on_commit_callbacks(execute=True):
+        deployments.deployment_record(environment=staging, deployer=ci_account, artifact=later)
+    finding = AdvisoryFinding.objects.get()
+    assert (finding.release, finding.advisory.osv_id) == (release, "GHSA-h75v-3vvj-5mfj")
+    assert finding.environments == [{"product": "rsd", "environment": "staging", "via": "deployment"}]
+    assert Alert.objects.filter(event_kind="vulnerability").count() == 1
+
+
+def test_a_snapshot_naming_a_new_artifact_is_matched_too(product, cast, ci_account, django_capture_on_commit_callbacks):
+    from runtime import drift
+
+    later = make_artifact(make_build(product, registered_by=ci_account), name="rsd-late")
+    _components(later, ("log4j-core", "2.14.1", "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"))
+    releases.release_create(
+        product=product, actor=cast["rory"], version="8.0.0", artifact_digests=[later.digest], change_request_ids=[]
+    )
+    osv_import(records=records_from(str(DATA)))
+    production = Environment.objects.get(product=product, key="production")
+    with django_capture_on_commit_callbacks(execute=True):
+        drift.snapshot_record(
+            environment=production, reporter=ci_account, artifacts=[{"name": "rsd-late", "digest": later.digest}]
+        )
+    finding = AdvisoryFinding.objects.get()
+    assert finding.advisory.osv_id == LOG4SHELL
+    assert finding.environments == [{"product": "rsd", "environment": "production", "via": "snapshot"}]
