@@ -182,3 +182,29 @@ def test_version_comparisons(version, operator, bound, holds):
 def test_a_range_is_a_conjunction():
     assert parse_range(">=1.2, <1.4.5").contains("1.3")
     assert not parse_range(">=1.2, <1.4.5").contains("1.4.5")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_in_chromium_the_search_form_answers_with_where_it_runs_and_no_csp_violation(signed_in_page, cast, shipped):
+    from playwright.sync_api import expect
+
+    page = signed_in_page(cast["rory"])
+    violations = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    page.goto("/deployments/")
+    page.get_by_role("link", name="Affected releases").click()
+    page.get_by_label("Component name").fill("log4j-core")
+    page.get_by_label("Version range").fill(">=2.0,<2.17")
+    page.get_by_role("button", name="Search").click()
+    rows = page.get_by_test_id("affected-rows").locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("7.2.4")
+    expect(rows.first).to_contain_text("rsd/production (deployment)")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    assert download.value.suggested_filename == "affected.csv"
+    assert violations == []
