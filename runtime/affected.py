@@ -126,7 +126,16 @@ def _components(query: AffectedQuery, products: set[int]) -> list[dict]:
     rows = components.values("id", "artifact_id", "name", "version", "purl")
     if query.versions is None:
         return list(rows)
-    return [row for row in rows if query.versions.contains(component_version(row))]
+    # Thousands of rows share a few hundred version strings: decide each string once.
+    decided: dict[str, bool] = {}
+    kept = []
+    for row in rows:
+        version = component_version(row)
+        if version not in decided:
+            decided[version] = query.versions.contains(version)
+        if decided[version]:
+            kept.append(row)
+    return kept
 
 
 def component_version(row: dict) -> str:
