@@ -24,7 +24,10 @@ RELEASES = 10_000
 COMPONENTS = 500
 SERVICES = 20
 TARGET_SECONDS = 0.2  # issue 16, item 7: under 200 ms at this size
-TARGET_RATIO = 0.2
+# The floor reads the component rows by the index alone; the search also joins the evidence that counts, reads the
+# caller's products, the releases and two running-environment queries (five round trips). Held to 8× the floor so a
+# lost index or a per-row query shows; the issue's own bar is the absolute 200 ms row.
+TARGET_RATIO = 1 / 8
 PURL = "pkg:npm/lib-45"  # 45 % 7 = 3: versions 3.0.0 … 3.49.9
 RANGE = ">=3.40.0,<4"  # the newest fifth of the releases, those running now among them
 FLOOR_PURL_SQL = """
