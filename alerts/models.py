@@ -18,6 +18,7 @@ class EventKind(models.TextChoices):
     APPROVAL_REQUESTED = "approval_requested", "Approval requested"
     LOCKOUT = "lockout", "Account locked out"
     AUDIT_INTEGRITY = "audit_integrity", "Audit trail or witness check failed"
+    VULNERABILITY = "vulnerability", "Released version affected by an advisory"
 
 
 class AlertSubscription(models.Model):

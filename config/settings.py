@@ -292,6 +292,8 @@ CELERY_BEAT_SCHEDULE = {
     "promotions-expire": {"task": "approvals.tasks.promotions_expire", "schedule": 300},
     # Overdue break-glass retrospective reviews are alerted daily until signed (DESIGN §4.7).
     "approvals-alert-overdue-reviews": {"task": "approvals.tasks.alert_overdue_reviews", "schedule": 24 * 3600},
+    # Advisory findings (runtime.osv) close when a signed VEX statement covers them; VEX arrives as evidence.
+    "advisory-findings-close-by-vex": {"task": "runtime.tasks.advisory_findings_close_by_vex", "schedule": 300},
 }
 CUSTODY_EVIDENCE_REQUEUE_SECONDS = env_int("CUSTODY_EVIDENCE_REQUEUE_SECONDS", 120, minimum=1)
 CUSTODY_EVIDENCE_DEADLINE_SECONDS = env_int("CUSTODY_EVIDENCE_DEADLINE_SECONDS", 1800, minimum=1)

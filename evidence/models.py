@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from changecontrol.models import Product
@@ -372,7 +374,13 @@ class SbomComponent(models.Model):
     objects = FactQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["artifact"])]
+        indexes = [
+            models.Index(fields=["artifact"]),
+            # serve the affected-release search (runtime.affected): a purl prefix (LIKE 'pkg:npm/x@%') and a
+            # case-blind component name, across every release's SBOM
+            models.Index(fields=["purl"], opclasses=["varchar_pattern_ops"], name="evidence_sbomcomp_purl_prefix"),
+            models.Index(Upper("name"), name="evidence_sbomcomp_name_upper"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
@@ -422,7 +430,12 @@ class Vulnerability(models.Model):
     objects = FactQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["artifact", "severity"])]
+        indexes = [
+            models.Index(fields=["artifact", "severity"]),
+            # serve the affected-release search by vulnerability id or alias (runtime.affected)
+            models.Index(fields=["vuln_id"], name="evidence_vuln_vuln_id"),
+            GinIndex(fields=["aliases"], name="evidence_vuln_aliases_gin"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.vuln_id} {self.package_name} {self.package_version} ({self.severity})"

@@ -86,19 +86,17 @@ def vex_suppresses(
 # ---------------------------------------------------------------- applying VEX to an artifact
 
 
-def vex_apply(artifact: Artifact) -> int:
-    """Re-decide which of the artifact's vulnerabilities a signed VEX statement suppresses; returns how many.
+def artifact_identifiers(artifact: Artifact) -> list[str]:
+    """What an image-level statement may call the artifact: its digest, the bare hex, its URI."""
+    return [artifact.digest, artifact.digest.split(":", 1)[1]] + ([artifact.uri] if artifact.uri else [])
 
-    Only VEX from evidence that was parsed AND signed by a registered key counts (issue 3, item 4).
-    Runs inside the caller's transaction (a new scan or a new VEX document).
-    """
-    statements = list(
-        VexStatement.objects.filter(
-            artifact=artifact, evidence__state=Evidence.State.PARSED, evidence__verdict=Evidence.Verdict.SIGNED
-        ).order_by("id")
-    )
-    identifiers = [artifact.digest, artifact.digest.split(":", 1)[1]] + ([artifact.uri] if artifact.uri else [])
-    parsed = [
+
+def signed_statements(artifact: Artifact) -> list[tuple[VexStatement, results.VexStatement]]:
+    """The artifact's VEX statements that count (parsed AND signed by a registered key), stored and as parsed."""
+    rows = VexStatement.objects.filter(
+        artifact=artifact, evidence__state=Evidence.State.PARSED, evidence__verdict=Evidence.Verdict.SIGNED
+    ).order_by("id")
+    return [
         (
             row,
             results.VexStatement(
@@ -111,8 +109,18 @@ def vex_apply(artifact: Artifact) -> int:
                 timestamp=None,
             ),
         )
-        for row in statements
+        for row in rows
     ]
+
+
+def vex_apply(artifact: Artifact) -> int:
+    """Re-decide which of the artifact's vulnerabilities a signed VEX statement suppresses; returns how many.
+
+    Only VEX from evidence that was parsed AND signed by a registered key counts (issue 3, item 4).
+    Runs inside the caller's transaction (a new scan or a new VEX document).
+    """
+    identifiers = artifact_identifiers(artifact)
+    parsed = signed_statements(artifact)
     changed = 0
     suppressed = 0
     vulnerabilities = Vulnerability.objects.filter(artifact=artifact, evidence__state=Evidence.State.PARSED)
@@ -152,7 +160,7 @@ def vex_apply(artifact: Artifact) -> int:
             actor=None,
             action="vulnerabilities.vex_applied",
             obj=artifact,
-            after={"suppressed": suppressed, "changed": changed, "statements": len(statements)},
+            after={"suppressed": suppressed, "changed": changed, "statements": len(parsed)},
             object_human_id=artifact.digest,
         )
     return suppressed

@@ -13,13 +13,14 @@ from typing import Any
 from django.db.models import Count, JSONField, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from approvals.models import Decision, Promotion
 from approvals.selectors import pending_approvals_for
 from changecontrol.models import ChangeRequest, Product, Role, Signature, User, record_type
 from changecontrol.roles import role_map
 from evidence.models import Evidence
-from runtime.models import BreakGlassReview, Deployment, DriftFinding
+from runtime.models import AdvisoryFinding, BreakGlassReview, Deployment, DriftFinding
 
 ROW_LIMIT = 8
 AGEING_DAYS = 7  # a submitted CR undecided for longer than this is ageing
@@ -31,10 +32,10 @@ SIGNING_ROLES = frozenset({Role.QUALITY, Role.SECURITY, Role.PRODUCT})
 # auditor still sees pending approvals first.
 ROLE_FOCUS: dict[str, tuple[str, ...]] = {
     Role.QUALITY: ("pending_approvals", "break_glass_reviews", "failed_evidence"),
-    Role.SECURITY: ("pending_approvals", "failed_evidence"),
+    Role.SECURITY: ("pending_approvals", "failed_evidence", "vulnerability_findings"),
     Role.PRODUCT: ("pending_approvals",),
     Role.RELEASE_MANAGER: ("blocked_promotions", "ageing_change_requests", "my_drafts"),
-    Role.SRE: ("drift_findings", "break_glass_reviews", "unauthorised_deployments"),
+    Role.SRE: ("drift_findings", "break_glass_reviews", "unauthorised_deployments", "vulnerability_findings"),
     Role.AUDITOR: ("unauthorised_deployments", "break_glass_reviews", "drift_findings", "failed_evidence"),
     Role.ENGINEER: ("my_drafts", "failed_evidence", "blocked_promotions"),
     Role.ADMIN: ("failed_evidence", "unauthorised_deployments"),
@@ -44,6 +45,7 @@ PANEL_ORDER = (
     "blocked_promotions",
     "break_glass_reviews",
     "drift_findings",
+    "vulnerability_findings",
     "unauthorised_deployments",
     "failed_evidence",
     "ageing_change_requests",
@@ -111,6 +113,7 @@ def dashboard_for(user: User, *, now=None) -> Dashboard:
         "blocked_promotions": lambda: blocked_promotions(product_ids=product_ids),
         "break_glass_reviews": lambda: break_glass_reviews(product_ids=product_ids, now=now),
         "drift_findings": lambda: drift_findings(product_ids=product_ids),
+        "vulnerability_findings": lambda: vulnerability_findings(product_ids=product_ids),
         "unauthorised_deployments": lambda: unauthorised_deployments(product_ids=product_ids, now=now),
         "failed_evidence": lambda: failed_evidence(product_ids=product_ids, now=now),
         "ageing_change_requests": lambda: ageing_change_requests(product_ids=product_ids, now=now),
@@ -354,6 +357,28 @@ def drift_findings(*, product_ids: list[int]) -> Panel:
         count=queryset.count(),
         rows=rows,
         empty="What runs matches what was approved: no open drift finding.",
+        tone="error",
+    )
+
+
+def vulnerability_findings(*, product_ids: list[int]) -> Panel:
+    """Open advisory findings: released versions running somewhere that an imported OSV advisory affects."""
+    queryset = AdvisoryFinding.objects.filter(product_id__in=product_ids, state=AdvisoryFinding.State.OPEN)
+    rows = [
+        {
+            "finding": finding,
+            "url": reverse("affected") + "?" + urlencode({"vulnerability": finding.advisory.osv_id}),
+        }
+        for finding in queryset.select_related("advisory", "product", "release").order_by("-opened_at", "-id")[
+            :ROW_LIMIT
+        ]
+    ]
+    return Panel(
+        key="vulnerability_findings",
+        title="Vulnerable releases running",
+        count=queryset.count(),
+        rows=rows,
+        empty="No imported advisory affects a release running now (or signed VEX says it does not apply).",
         tone="error",
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 
 from django.http import Http404, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -216,14 +217,20 @@ def _limit(request) -> int:
 
 
 def _csv(queryset) -> HttpResponse:
+    rows = (selectors.csv_row(deployment) for deployment in queryset.iterator(chunk_size=2000))
+    return csv_response(selectors.CSV_COLUMNS, rows, filename="deployments.csv")
+
+
+def csv_response(columns: list[str], rows: Iterable[list[str]], *, filename: str) -> HttpResponse:
+    """A CSV download of the runtime record (the deployment log, the affected-release search)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(selectors.CSV_COLUMNS)
-    for deployment in queryset.iterator(chunk_size=2000):
+    writer.writerow(columns)
+    for row in rows:
         # A cell starting with = + - @ would run as a formula in a spreadsheet: quote it.
-        writer.writerow([("'" + c) if c[:1] in ("=", "+", "-", "@") else c for c in selectors.csv_row(deployment)])
+        writer.writerow([("'" + c) if c[:1] in ("=", "+", "-", "@") else c for c in row])
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="deployments.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 

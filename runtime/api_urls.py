@@ -2,9 +2,11 @@
 
 from django.urls import path
 
-from runtime import api
+from runtime import affected_api, api
 
 urlpatterns = [
+    path("affected", affected_api.AffectedApi.as_view(), name="api-affected"),
+    path("affected.csv", affected_api.AffectedCsvApi.as_view(), name="api-affected-csv"),
     path("deployments", api.DeploymentListCreateApi.as_view(), name="api-deployments"),
     path("deployments.csv", api.DeploymentCsvApi.as_view(), name="api-deployments-csv"),
     path("deployments/<str:deployment_id>", api.DeploymentDetailApi.as_view(), name="api-deployment"),

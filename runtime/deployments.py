@@ -283,7 +283,16 @@ def deployment_record(
     )
     if refusal is not None:
         _refuse_break_glass(deployer=deployer, deployment=deployment, rule=refusal[0], detail=refusal[1])
+    if deployment.artifact_id is not None:
+        advisories_match_on_commit([deployment.artifact_id])
     return deployment
+
+
+def advisories_match_on_commit(artifact_ids: list[int]) -> None:
+    """Once the fact is committed, match stored OSV advisories against what now runs (runtime.osv, a task)."""
+    from runtime.tasks import match_advisories  # noqa: PLC0415  # the tasks module imports this one
+
+    transaction.on_commit(lambda: match_advisories.delay(sorted(artifact_ids)))
 
 
 @transaction.atomic

@@ -19,7 +19,8 @@ from changecontrol.models import Environment, User
 from common.canonical import canonical_sha256
 from common.digests import is_digest
 from common.errors import ValidationFailed
-from runtime.deployments import deploys_to, not_a_deployer
+from evidence.models import Artifact
+from runtime.deployments import advisories_match_on_commit, deploys_to, not_a_deployer
 from runtime.models import DriftFinding, EnvironmentSnapshot
 
 MAX_RUNNING = 20_000
@@ -152,6 +153,13 @@ def snapshot_record(*, environment: Environment, reporter: User, artifacts: list
             before={"snapshot": latest.human_id, "sha256": latest.sha256} if latest else None,
             after={"environment": environment.key, "sha256": digest, "artifacts": len(running)},
         )
+        # What newly runs here is matched against the stored OSV advisories once this is committed.
+        was_running = {item["digest"] for item in (latest.artifacts if latest else [])}
+        started = [item["digest"] for item in running if item["digest"] not in was_running]
+        if started:
+            advisories_match_on_commit(
+                list(Artifact.objects.filter(product=product, digest__in=started).values_list("id", flat=True))
+            )
     else:
         snapshot = latest
         EnvironmentSnapshot.objects.filter(pk=snapshot.pk).update(last_reported_at=now)

@@ -7,6 +7,7 @@ events and signatures carry (`RECORD_TYPE`), so nothing recorded before the move
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -244,3 +245,79 @@ class BreakGlassReview(models.Model):
 
     def is_overdue(self, at=None) -> bool:
         return self.state == self.State.DUE and (at or timezone.now()) > self.due_at
+
+
+class Advisory(models.Model):
+    """An OSV advisory as imported (id, aliases, the affected packages and ranges), replaced by a newer `modified`."""
+
+    osv_id = models.CharField(max_length=200, unique=True)  # serves the import's upsert and the finding's link
+    aliases = models.JSONField(default=list, blank=True)
+    summary = models.TextField(blank=True)
+    modified = models.DateTimeField(null=True, blank=True)
+    withdrawn = models.DateTimeField(null=True, blank=True)
+    document = models.JSONField(help_text="The OSV record as imported.")
+    sha256 = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the record.")
+    imported_at = models.DateTimeField(default=timezone.now)
+    packages = models.JSONField(default=list, blank=True, help_text="The purls (no version) the advisory affects.")
+
+    class Meta:
+        ordering = ["osv_id"]
+        # serves matching a newly running artifact's components against every stored advisory
+        indexes = [GinIndex(fields=["packages"], name="runtime_advisory_packages_gin")]
+
+    def __str__(self) -> str:
+        return self.osv_id
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.osv_id, *self.aliases]
+
+
+class AdvisoryFinding(models.Model):
+    """A released artifact running somewhere whose SBOM lists a package an advisory affects (FDA 524B monitoring)."""
+
+    RECORD_TYPE = "runtime.advisoryfinding"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed by VEX"
+
+    HUMAN_PREFIX = "VULN-"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="advisory_findings")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="advisory_findings")
+    advisory = models.ForeignKey(Advisory, on_delete=models.PROTECT, related_name="findings")
+    components = models.JSONField(default=list, help_text="[{name, version, purl}] the advisory affects.")
+    environments = models.JSONField(default=list, help_text="[{product, environment, via}] running it when opened.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        "evidence.VexStatement", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["open", "closed"]), name="%(app_label)s_%(class)s_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(state="open") & Q(closed_at__isnull=True))
+                | (Q(state="closed") & Q(closed_at__isnull=False) & Q(closed_by__isnull=False)),
+                name="%(app_label)s_%(class)s_closed_by_vex",
+            ),
+            # One finding per release, artifact and advisory: a re-import never opens it twice.
+            models.UniqueConstraint(
+                fields=["release", "artifact", "advisory"], name="%(app_label)s_%(class)s_one_per_release"
+            ),
+        ]
+        indexes = [models.Index(fields=["product", "state"])]  # serves the dashboard card
+
+    def __str__(self) -> str:
+        return f"{self.human_id} {self.advisory.osv_id}"
+
+    @property
+    def human_id(self) -> str:
+        return f"VULN-{self.pk}"

@@ -11,4 +11,5 @@ urlpatterns = [
     path("deployments/<str:deployment_id>/review", views.deployment_review, name="deployment-review"),
     path("products/<slug:product>/drift", views.drift_findings, name="drift"),
     path("break-glass/", views.break_glass_list, name="break-glass"),
+    path("affected/", views.affected_releases, name="affected"),
 ]

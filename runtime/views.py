@@ -20,7 +20,7 @@ from changecontrol.roles import roles_of
 from changecontrol.views import refusal_message, sign_dialog
 from common.errors import DomainError
 from evidence.models import Artifact
-from runtime import deployments, selectors
+from runtime import affected, deployments, selectors
 from runtime.models import BreakGlassReview, Deployment, DriftFinding
 
 
@@ -241,3 +241,28 @@ def break_glass_list(request):
             row["sign"] = _review_sign_dialog(review)
         rows.append(row)
     return render(request, "runtime/break_glass.html", {"rows": rows})
+
+
+@login_required
+def affected_releases(request):
+    """The search form and its answer: which releases carry a component or vulnerability, and where they run now."""
+    params = {key: request.GET.get(key, "") for key in ("purl", "name", "version", "vulnerability")}
+    rows, searched = [], any(params.values())
+    if searched:
+        try:
+            rows = affected.affected_search(affected.affected_query(request.GET), user=request.user)
+        except DomainError as error:
+            messages.error(request, _refusal(error))
+            searched = False
+    return render(
+        request,
+        "runtime/affected.html",
+        {
+            "params": params,
+            "rows": rows[:1000],
+            "total": len(rows),
+            "searched": searched,
+            "query": request.GET.urlencode(),
+            "range_syntax": affected.RANGE_SYNTAX,
+        },
+    )
