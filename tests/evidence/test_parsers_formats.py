@@ -25,7 +25,7 @@ def test_cyclonedx_xml_of_every_spec_version_is_read(version):
     document = parse_cyclonedx(cyclonedx_json(data_bytes(f"cyclonedx-{version}-spec-valid-bom.xml")))
 
     assert (document.format, document.spec_version) == ("cyclonedx", version)
-    assert [c.name for c in document.components] == ["tomcat-catalina", "myframework", "mylibrary"]
+    assert [c.name for c in document.components] == ["tomcat-catalina", "mylibrary", "myframework"]  # as written
     tomcat = document.components[0]
     assert tomcat.version == "9.0.14" and tomcat.group == "com.acme"
     assert tomcat.purl == "pkg:maven/com.acme/tomcat-catalina@9.0.14?packaging=jar"
