@@ -140,11 +140,13 @@ def bare_document(context) -> str:
     """Exactly the tables the packet prints, same rows and cells, as plain HTML with no stylesheet: the floor.
 
     Built from the packet's own context (outside the timing), so the floor lays out what the packet lays out —
-    the trace baseline, the totals per suite, every failure, the skipped tests and the SBOM appendix — and
+    the release's scope and the trace baseline, the totals per suite, every failure, the skipped tests and the SBOM appendix — and
     nothing else: no gathering, no template, no styling.
     """
+    baseline = context["trace_baseline"] or {}
     tables = [
-        [(r["id"], r["version"], r["status"], r["tests"]) for r in (context["trace_baseline"] or {}).get("rows", [])],
+        [(i["id"], i["kind"], i["version"], i["title"], i["status"]) for i in baseline.get("scope", [])],
+        [(r["id"], r["version"], r["status"], r["tests"]) for r in baseline.get("rows", [])],
         [
             (s["artifact"], s["suite"], s["total"], s["passed"], s["failed"], s["error"], s["skipped"])
             for s in context["tests"]["suites"]
@@ -175,6 +177,7 @@ def _measure(release) -> list[Result]:
     context = packet_context(release)
     bare = bare_document(context)
     printed = (
+        f"{len(context['trace_baseline'].get('scope', [])):,} scope rows, "
         f"{len(context['trace_baseline']['rows']):,} trace rows, {len(context['tests']['suites'])} suite totals, "
         f"{len(context['tests']['failures'])} failures, {len(context['anomalies']['skipped'])} skipped tests, "
         f"{len(context['components'])} SBOM rows"

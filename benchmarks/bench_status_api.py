@@ -131,7 +131,9 @@ def _populate() -> tuple[str, list[str]]:
     author = User.objects.create_user(username="polly", password="pw", full_name="Polly")
     quality = User.objects.create_user(username="quentin", password="pw", full_name="Quentin Quality")
     manager = User.objects.create_user(username="rory", password="pw", full_name="Rory")
-    roles.role_grant(actor=admin, user=author, product=product, role=Role.RELEASE_MANAGER)
+    roles.role_grant(
+        actor=admin, user=author, product=product, role=Role.QUALITY
+    )  # who may propose a policy (policy_changes.propose_roles)
     roles.role_grant(actor=admin, user=quality, product=product, role=Role.QUALITY)
     roles.role_grant(actor=admin, user=manager, product=product, role=Role.RELEASE_MANAGER)
     source = DEFAULT_POLICY_YAML.replace(
