@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
-from django.db import models
+from django.db import connection, models
+from django.db.models.expressions import RawSQL
 
 from changecontrol.models import record_type
 from common.canonical import canonical_json
@@ -109,16 +110,26 @@ def seal_of(obj: models.Model) -> dict[str, Any]:
     return {"type": record_type(model), "id": obj.pk, **seal_from_content(content)}
 
 
+def _any_of(pks: list[int]) -> Any:
+    """The right side of an `__in` lookup for a batch of keys. On PostgreSQL one array parameter: the driver splits
+    a statement at every placeholder, and 2,000 of them cost more than reading the rows (a full verify_audit)."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", (list(pks),))
+    return list(pks)
+
+
 def contents(layout: Layout, pks: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(pk, content) of these records, in pk order; content maps each sealed name to its value."""
     model = layout.model
-    values = model._base_manager.filter(pk__in=pks).order_by("pk").values_list("pk", *layout.columns)
+    values = model._base_manager.filter(pk__in=_any_of(pks)).order_by("pk").values_list("pk", *layout.columns)
     records = {row[0]: dict(zip(layout.fields, row[1:], strict=True)) for row in values}
     for name, column in layout.many:
         through = model._meta.get_field(name).remote_field.through
         target = model._meta.get_field(name).m2m_reverse_field_name()
         held: dict[int, list[int]] = defaultdict(list)
-        pairs = through.objects.filter(**{f"{column}__in": list(records)}).values_list(f"{column}_id", f"{target}_id")
+        pairs = through.objects.filter(**{f"{column}__in": _any_of(list(records))}).values_list(
+            f"{column}_id", f"{target}_id"
+        )
         for owner, target_id in pairs:
             held[owner].append(target_id)
         for pk, content in records.items():
@@ -126,7 +137,9 @@ def contents(layout: Layout, pks: list[int]) -> Iterator[tuple[int, dict[str, An
     for name, related, fk, columns in layout.rows:
         grouped: dict[int, list[tuple]] = defaultdict(list)
         for row in (
-            related._base_manager.filter(**{f"{fk}__in": list(records)}).order_by(fk, "id").values_list(fk, *columns)
+            related._base_manager.filter(**{f"{fk}__in": _any_of(list(records))})
+            .order_by(fk, "id")
+            .values_list(fk, *columns)
         ):
             grouped[row[0]].append(row[1:])
         for pk, content in records.items():
